@@ -131,6 +131,21 @@ DEFAULT_INSTRUMENTS: dict[str, Instrument] = {
             margin=Decimal("1000"),
             description="Gold",
         ),
+        # US equity ETFs (Polygon feeds): one share, priced in cents
+        Instrument(
+            symbol="SPY",
+            tick_size=Decimal("0.01"),
+            tick_value=Decimal("0.01"),
+            exchange="NYSEARCA",
+            description="SPDR S&P 500 ETF (per share)",
+        ),
+        Instrument(
+            symbol="QQQ",
+            tick_size=Decimal("0.01"),
+            tick_value=Decimal("0.01"),
+            exchange="NASDAQ",
+            description="Invesco QQQ ETF (per share)",
+        ),
     )
 }
 
