@@ -14,7 +14,7 @@ attributes. Every component class has:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -106,16 +106,20 @@ class Router(Protocol):
 
 @runtime_checkable
 class Broker(Protocol):
-    """Executes brackets. Fills are returned (paper) from ``on_ticks``.
+    """Executes brackets and reports every fill to ``on_fill`` (set by the pipeline) at once.
 
-    ``on_ticks`` is on the hot path: it must return at once when nothing is working.
+    ``on_ticks`` is on the hot path: it must return at once when nothing is working. A paper
+    broker fills against those ticks; it calls ``on_fill`` at the tick that filled, and if the
+    handler calls ``flatten`` the exit happens from the next tick of the same scan, so results do
+    not depend on how ticks were batched.
     """
 
     name: ClassVar[str]
+    on_fill: Callable[[Fill], None]
 
     def submit_bracket(self, intent: OrderIntent, bracket_id: str, ts_ns: int) -> None: ...
 
-    def on_ticks(self, symbol: str, ticks: np.ndarray) -> list[Fill]: ...
+    def on_ticks(self, symbol: str, ticks: np.ndarray) -> None: ...
 
     def flatten(self, reason: str, ts_ns: int) -> None: ...
 

@@ -180,15 +180,28 @@ class FootprintHistory:
         self._volume = np.zeros(4096, dtype=np.int64)
         self._nbars = 0
         self._nlevels = 0
+        self._visible = 0
 
     def __len__(self) -> int:
-        return self._nbars
+        return self._visible
 
     @property
     def bars(self) -> np.ndarray:
-        view = self._bars[: self._nbars]
+        view = self._bars[: self._visible]
         view.flags.writeable = False
         return view
+
+    @property
+    def stored(self) -> int:
+        """Bars closed so far, including any not yet revealed."""
+        return self._nbars
+
+    def reveal(self, count: int) -> None:
+        """Make the first ``count`` stored bars visible (the pipeline reveals them one by one,
+        so a detector deciding on bar N never sees bar N + 1 even when one batch closed both)."""
+        if not 0 <= count <= self._nbars:
+            raise ValueError(f"cannot reveal {count} bars: {self._nbars} stored")
+        self._visible = count
 
     @property
     def level_bid(self) -> np.ndarray:
@@ -204,7 +217,7 @@ class FootprintHistory:
 
     def levels(self, index: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(price_ticks, bid_volume, ask_volume, volume)`` of bar ``index``, from low to high."""
-        bar = self._bars[: self._nbars][index]
+        bar = self._bars[: self._visible][index]
         start, count = int(bar["level_start"]), int(bar["level_count"])
         prices = np.arange(int(bar["low"]), int(bar["low"]) + count, dtype=np.int64)
         end = start + count
@@ -215,7 +228,12 @@ class FootprintHistory:
         return self.instrument.ticks_to_decimal(ticks)
 
     def append(
-        self, bars: np.ndarray, bid: np.ndarray, ask: np.ndarray, volume: np.ndarray
+        self,
+        bars: np.ndarray,
+        bid: np.ndarray,
+        ask: np.ndarray,
+        volume: np.ndarray,
+        reveal: bool = True,
     ) -> None:
         """Add closed bars (``level_start`` relative to the given level arrays)."""
         nb, nl = len(bars), len(bid)
@@ -228,6 +246,8 @@ class FootprintHistory:
         self._volume[self._nlevels : self._nlevels + nl] = volume
         self._nbars += nb
         self._nlevels += nl
+        if reveal:
+            self._visible = self._nbars
 
     def _reserve(self, nbars: int, nlevels: int) -> None:
         if nbars > len(self._bars):
@@ -266,8 +286,12 @@ class FootprintEngine:
         """How many ticks the bar still open holds."""
         return sum(len(chunk) for chunk in self._pending)
 
-    def update(self, ticks: np.ndarray) -> np.ndarray:
-        """Take a time-ordered batch; close the bars it completes; return their cut indices."""
+    def update(self, ticks: np.ndarray, reveal: bool = True) -> np.ndarray:
+        """Take a time-ordered batch; close the bars it completes; return their cut indices.
+
+        With ``reveal=False`` the closed bars are stored but not yet visible in ``history``: the
+        pipeline reveals each at its cut (see :meth:`FootprintHistory.reveal`).
+        """
         if len(ticks) == 0:
             return np.empty(0, dtype=np.int64)
         bar_id = ticks["ts_event"] // self.timeframe_ns
@@ -280,17 +304,17 @@ class FootprintEngine:
         if bar_id[0] != self._open_bar:
             cuts = np.concatenate(([0], cuts))
         last_cut = int(cuts[-1])
-        self._close(ticks[:last_cut])
+        self._close(ticks[:last_cut], reveal)
         self._pending = [ticks[last_cut:]]
         self._open_bar = int(bar_id[-1])
         return cuts
 
-    def flush(self) -> int:
+    def flush(self, reveal: bool = True) -> int:
         """Close the open bar (the session ended). Returns how many bars closed: 0 or 1."""
         if not self._pending or self.open_bar_ticks == 0:
             self._pending, self._open_bar = [], None
             return 0
-        self._close(None)
+        self._close(None, reveal)
         self._pending, self._open_bar = [], None
         return 1
 
@@ -298,7 +322,7 @@ class FootprintEngine:
         """Start cumulative delta from zero at the next bar."""
         self._cum_delta = 0
 
-    def _close(self, head: np.ndarray | None) -> None:
+    def _close(self, head: np.ndarray | None, reveal: bool) -> None:
         chunks = [c for c in self._pending if len(c)]
         if head is not None and len(head):
             chunks.append(head)
@@ -309,4 +333,4 @@ class FootprintEngine:
             ticks, self._tick_fixed, self.timeframe_ns, self._cum_delta
         )
         self._cum_delta = int(bars["cum_delta"][-1])
-        self.history.append(bars, bid, ask, volume)
+        self.history.append(bars, bid, ask, volume, reveal)

@@ -158,6 +158,7 @@ class Fill(_Model):
     price: int
     ts_ns: int
     role: FillRole
+    commission: Decimal = Decimal("0")  # for this fill, all contracts
 
 
 class Trade(_Model):

@@ -1,0 +1,323 @@
+"""The YAML config: loading, ``${ENV}`` interpolation, ``--set`` overrides and validation.
+
+The kernel validates its own keys here; each plugin's section is validated later against the
+plugin's own ``Settings`` model by :mod:`tradebot_core.plugins`. Every error names the key path and,
+when the key is in the file, the line: ``tradebot.yaml:14: risk.max_position: must be >= 1``.
+
+Layout::
+
+    symbol: MES
+    timeframe_s: 300
+    feed:      {plugin: demo, speed: max, demo: {seed: 7}}   # settings of each feed by name
+    detectors: {imbalance: {ratio: 3.0}, stacked_imbalance: {}}
+    regime:    {plugin: adx}
+    router:    {plugin: regime}
+    broker:    {plugin: paper, paper: {slippage_ticks: 1}}
+    notifiers: {console: {}}
+    services:  {status_page: {port: 8000}}
+    risk:      {daily_profit_target: 500, daily_loss_limit: -300, max_position: 2}
+    journal:   {path: data/tradebot.db}
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .instruments import Instrument
+
+
+class ConfigError(Exception):
+    """A config problem a human can fix. ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PluginChoice(BaseModel):
+    """``{plugin: NAME, NAME: {settings...}, OTHER: {...}}``: one plugin chosen, settings by name.
+
+    Settings of plugins that are not chosen may stay in the file (so switching is one line); they
+    are not validated until chosen.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    plugin: str
+
+    def settings_for(self, name: str) -> dict[str, Any]:
+        raw = (self.model_extra or {}).get(name)
+        return dict(raw or {})
+
+
+class FeedChoice(PluginChoice):
+    speed: float | Literal["max"] = "max"
+    """Replay pace: 1 = real time, 100 = 100x, ``max`` = as fast as the pipeline goes."""
+
+    @field_validator("speed")
+    @classmethod
+    def _positive(cls, value: float | str) -> float | str:
+        if value != "max" and float(value) <= 0:
+            raise ValueError("must be > 0 or 'max'")
+        return value
+
+
+class InstrumentSpec(_Strict):
+    tick_size: Decimal = Field(gt=0)
+    tick_value: Decimal = Field(gt=0)
+    exchange: str = "CME"
+    margin: Decimal = Field(default=Decimal("0"), ge=0)
+    description: str = ""
+
+
+class RiskSettings(_Strict):
+    daily_profit_target: Decimal = Field(default=Decimal("500"), ge=0)
+    """Realized P&L at which the day stops: no new entries, open positions flattened."""
+    daily_loss_limit: Decimal = Field(default=Decimal("-300"), le=0)
+    """Realized P&L (a negative number) at which the day stops."""
+    max_position: int = Field(default=2, ge=1)
+    """Contracts open or pending at once."""
+    flatten_at: time | None = time(15, 55)
+    """Exchange-local time (``timezone``) at which everything is flattened; null turns it off."""
+    digest_at: time | None = time(16, 0)
+    timezone: str = "America/New_York"
+
+
+class Tier(_Strict):
+    name: str
+    min_balance: Decimal
+    symbol: str
+    max_contracts: int = Field(default=1, ge=1)
+
+
+class AccountSettings(_Strict):
+    starting_balance: Decimal = Field(default=Decimal("2500"), gt=0)
+    tiers: list[Tier] = Field(default_factory=list)
+    """Balance tiers, e.g. MES below $3,500, ES above; empty: always ``symbol``."""
+
+
+class JournalSettings(_Strict):
+    path: Path = Path("data/tradebot.db")
+
+
+class LiveSettings(_Strict):
+    enabled: bool = False
+    """Live trading is off unless this is true AND TRADEBOT_LIVE=1 is set in the environment."""
+
+
+class TradebotConfig(_Strict):
+    symbol: str = "MES"
+    timeframe_s: int = Field(default=300, gt=0)
+    quantity: int = Field(default=1, ge=1)
+    """Base order size in contracts, before the router's multipliers."""
+    instruments: dict[str, InstrumentSpec] = Field(default_factory=dict)
+    feed: FeedChoice = FeedChoice(plugin="demo")
+    detectors: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    regime: PluginChoice = PluginChoice(plugin="adx")
+    router: PluginChoice = PluginChoice(plugin="regime")
+    broker: PluginChoice = PluginChoice(plugin="paper")
+    notifiers: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    services: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    risk: RiskSettings = RiskSettings()
+    account: AccountSettings = AccountSettings()
+    journal: JournalSettings = JournalSettings()
+    live: LiveSettings = LiveSettings()
+
+    def extra_instruments(self) -> dict[str, Instrument]:
+        return {
+            symbol: Instrument(symbol=symbol, **spec.model_dump())
+            for symbol, spec in self.instruments.items()
+        }
+
+
+@dataclass
+class LoadedConfig:
+    """A validated config, with what is needed to report later errors against the file."""
+
+    config: TradebotConfig
+    path: Path | None
+    raw: dict[str, Any]
+    lines: dict[tuple[str, ...], int] = field(default_factory=dict)
+    missing_env: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+    def where(self, path: tuple[str | int, ...]) -> str:
+        """``file:line: a.b.c`` for a key path (the nearest line known)."""
+        keys = tuple(str(p) for p in path)
+        line = None
+        for end in range(len(keys), 0, -1):
+            line = self.lines.get(keys[:end])
+            if line is not None:
+                break
+        dotted = ".".join(keys)
+        if self.path is None:
+            return dotted
+        return f"{self.path.name}:{line}: {dotted}" if line else f"{self.path.name}: {dotted}"
+
+    def check_env(self, prefix: tuple[str, ...]) -> list[str]:
+        """Problems for ``${VARS}`` left unset inside the section at ``prefix``."""
+        return [
+            f"{self.where(path)}: environment variable {var} is not set (nor in .env)"
+            for path, var in self.missing_env.items()
+            if path[: len(prefix)] == prefix
+        ]
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> LoadedConfig:
+    """Read, interpolate, override and validate a config file (``None``: defaults only)."""
+    raw: dict[str, Any] = {}
+    lines: dict[tuple[str, ...], int] = {}
+    file_path = Path(path) if path is not None else None
+    env = dict(os.environ)
+    if file_path is not None:
+        if not file_path.is_file():
+            raise ConfigError([f"config file not found: {file_path}"])
+        text = file_path.read_text()
+        env_file = file_path.parent / ".env"
+        if env_file.is_file():
+            env = {**{k: v for k, v in dotenv_values(env_file).items() if v is not None}, **env}
+        try:
+            node = yaml.compose(text)
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{file_path.name}:{mark.line + 1}" if mark else file_path.name
+            raise ConfigError(
+                [f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}"]
+            ) from None
+        if not isinstance(raw, dict):
+            raise ConfigError([f"{file_path.name}: the top level must be a mapping of keys"])
+        if node is not None:
+            _collect_lines(node, (), lines)
+
+    missing: dict[tuple[str, ...], str] = {}
+    raw = _interpolate(raw, env, (), missing)
+    for override in overrides:
+        _apply_override(raw, override)
+    loaded = LoadedConfig(
+        config=TradebotConfig(), path=file_path, raw=raw, lines=lines, missing_env=missing
+    )
+    try:
+        loaded.config = TradebotConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, loaded, ())) from None
+    return loaded
+
+
+def format_validation_error(
+    exc: ValidationError, loaded: LoadedConfig | None, prefix: tuple[str, ...]
+) -> list[str]:
+    """One human line per pydantic error: ``file:line: key.path: message (got X)``."""
+    problems = []
+    for error in exc.errors():
+        path = prefix + tuple(str(p) for p in error["loc"])
+        where = loaded.where(path) if loaded else ".".join(path)
+        message = _humane(error)
+        got = error.get("input")
+        shown = (
+            f" (got {got!r})"
+            if error["type"] not in ("missing", "extra_forbidden")
+            and not isinstance(got, dict | list)
+            and not _looks_secret(path)
+            else ""
+        )
+        problems.append(f"{where}: {message}{shown}")
+    return problems
+
+
+def _looks_secret(path: tuple[str, ...]) -> bool:
+    return any(word in path[-1].lower() for word in ("key", "token", "secret", "password", "url"))
+
+
+def _humane(error: dict[str, Any]) -> str:
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    simple = {
+        "greater_than_equal": "must be >= {ge}",
+        "greater_than": "must be > {gt}",
+        "less_than_equal": "must be <= {le}",
+        "less_than": "must be < {lt}",
+        "missing": "is required",
+        "extra_forbidden": "unknown key (misspelt, or not a setting here)",
+    }
+    if kind in simple:
+        return simple[kind].format(**ctx)
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return message[0].lower() + message[1:] if message else kind
+
+
+def _collect_lines(node: yaml.Node, path: tuple[str, ...], lines: dict) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            lines[child] = key.start_mark.line + 1
+            _collect_lines(value, child, lines)
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, value in enumerate(node.value):
+            _collect_lines(value, (*path, str(index)), lines)
+
+
+def _interpolate(value: Any, env: dict[str, str], path: tuple[str, ...], missing: dict) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env, (*path, str(k)), missing) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, env, (*path, str(i)), missing) for i, v in enumerate(value)]
+    if isinstance(value, str) and "${" in value:
+
+        def replace(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            missing[path] = name
+            return ""
+
+        return _ENV.sub(replace, value)
+    return value
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    """``a.b.c=VALUE``: VALUE is read as YAML (``2``, ``max``, ``[a, b]``, ``null``)."""
+    if "=" not in override:
+        raise ConfigError([f"--set {override}: expected KEY=VALUE, e.g. feed.speed=max"])
+    key, _, text = override.partition("=")
+    keys = [k for k in key.strip().split(".") if k]
+    if not keys:
+        raise ConfigError([f"--set {override}: the key is empty"])
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        value = text
+    node = raw
+    for index, part in enumerate(keys[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            dotted = ".".join(keys[: index + 1])
+            raise ConfigError([f"--set {override}: {dotted} is not a section"])
+        node = child
+    node[keys[-1]] = value

@@ -1,0 +1,57 @@
+"""Replay pace: any feed's stream, played at a speed multiplier of exchange time.
+
+``speed = 100`` plays one hour of ticks in 36 s; ``"max"`` adds no waiting at all. Batches are cut
+into slices of at most ``slice_wall_s`` of wall time, so a dashboard sees a steady flow rather than
+bursts. The clock restarts at each ``SESSION_START``, so the night between two sessions is skipped.
+Feeds that are live (class attribute ``live = True``) are never paced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from itertools import pairwise
+
+import numpy as np
+
+from .types import FeedStatus, FeedStatusKind, TickBatch
+
+Item = TickBatch | FeedStatus
+
+
+async def paced(
+    stream: AsyncIterator[Item], speed: float | str, slice_wall_s: float = 0.1
+) -> AsyncIterator[Item]:
+    if speed == "max":
+        async for item in stream:
+            yield item
+        return
+    speed = float(speed)
+    step_ns = max(1, int(slice_wall_s * speed * 1e9))
+    anchor_ts: int | None = None
+    anchor_wall = 0.0
+    async for item in stream:
+        if isinstance(item, FeedStatus):
+            if item.kind is FeedStatusKind.SESSION_START:
+                anchor_ts = None
+            yield item
+            continue
+        ts = item.ticks["ts_event"]
+        if len(ts) == 0:
+            continue
+        if anchor_ts is None:
+            anchor_ts, anchor_wall = int(ts[0]), time.monotonic()
+        edges = np.arange(int(ts[0]) + step_ns, int(ts[-1]) + 1, step_ns)
+        cuts = np.unique(np.searchsorted(ts, edges, side="left"))
+        bounds = [0, *[int(c) for c in cuts if 0 < c < len(ts)], len(ts)]
+        for start, end in pairwise(bounds):
+            due = anchor_wall + (int(ts[start]) - anchor_ts) / 1e9 / speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            yield TickBatch(item.symbol, item.ticks[start:end])
+        due = anchor_wall + (int(ts[-1]) - anchor_ts) / 1e9 / speed
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)

@@ -1,0 +1,136 @@
+"""The session's guard rails: daily profit target and loss limit, position cap, halts, margin.
+
+A limit reached halts new entries for the rest of the trading day and asks the pipeline to
+flatten; a manual halt lasts until ``resume``. The trading day follows CME: it rolls at 18:00 ET.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .config import RiskSettings
+from .instruments import Instrument
+from .types import OrderIntent, Trade
+
+_GLOBEX_ROLL = timedelta(hours=6)  # 18:00 ET belongs to the next day: shift by 6 h, take the date
+
+
+def trading_date(ts_ns: int, tz: ZoneInfo) -> date:
+    """The CME trading date of a timestamp (a trade after 18:00 ET counts for the next day)."""
+    local = datetime.fromtimestamp(ts_ns / 1e9, tz)
+    return (local + _GLOBEX_ROLL).date()
+
+
+@dataclass
+class RiskState:
+    day: date | None = None
+    realized: Decimal = Decimal("0")
+    trades: int = 0
+    halted: bool = False
+    halt_reason: str = ""
+    manual_halt: bool = False
+    entries_closed: bool = False  # after the auto-flatten, until the next day
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "day": self.day.isoformat() if self.day else None,
+            "realized": str(self.realized),
+            "trades": self.trades,
+            "halted": self.halted,
+            "halt_reason": self.halt_reason,
+            "manual_halt": self.manual_halt,
+            "entries_closed": self.entries_closed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RiskState:
+        return cls(
+            day=date.fromisoformat(data["day"]) if data.get("day") else None,
+            realized=Decimal(data.get("realized", "0")),
+            trades=int(data.get("trades", 0)),
+            halted=bool(data.get("halted")),
+            halt_reason=data.get("halt_reason", ""),
+            manual_halt=bool(data.get("manual_halt")),
+            entries_closed=bool(data.get("entries_closed")),
+        )
+
+
+class RiskManager:
+    def __init__(self, settings: RiskSettings) -> None:
+        self.settings = settings
+        self.tz = ZoneInfo(settings.timezone)
+        self.state = RiskState()
+
+    def roll_day(self, ts_ns: int) -> date | None:
+        """Start a new trading day if ``ts_ns`` is in one. Returns the new day or None."""
+        day = trading_date(ts_ns, self.tz)
+        if day == self.state.day:
+            return None
+        manual, reason = self.state.manual_halt, self.state.halt_reason
+        self.state = RiskState(day=day)
+        if manual:
+            self.state.halted, self.state.manual_halt, self.state.halt_reason = True, True, reason
+        return day
+
+    def rejects(
+        self, intent: OrderIntent, exposure: int, balance: Decimal, instrument: Instrument
+    ) -> str | None:
+        """Why this intent may not be sent now, or None if it may."""
+        s = self.settings
+        if self.state.halted:
+            return f"halted: {self.state.halt_reason}"
+        if self.state.entries_closed:
+            return "entries closed for the day (after the auto-flatten)"
+        if exposure + intent.quantity > s.max_position:
+            return (
+                f"max position {s.max_position}: {exposure} open or pending, "
+                f"{intent.quantity} more asked"
+            )
+        needed = instrument.margin * (exposure + intent.quantity)
+        if needed > balance:
+            return (
+                f"margin: {exposure + intent.quantity} x {instrument.symbol} needs ${needed}, "
+                f"balance is ${balance}"
+            )
+        return None
+
+    def on_trade(self, trade: Trade) -> str | None:
+        """Book a closed trade; returns the reason if it reached a daily limit."""
+        self.state.realized += trade.net_pnl
+        self.state.trades += 1
+        if self.state.halted:
+            return None
+        if self.state.realized >= self.settings.daily_profit_target:
+            return self.halt(
+                f"daily profit target reached: ${self.state.realized} >= "
+                f"${self.settings.daily_profit_target}"
+            )
+        if self.state.realized <= self.settings.daily_loss_limit:
+            return self.halt(
+                f"daily loss limit reached: ${self.state.realized} <= "
+                f"${self.settings.daily_loss_limit}"
+            )
+        return None
+
+    def halt(self, reason: str, manual: bool = False) -> str:
+        self.state.halted = True
+        self.state.halt_reason = reason
+        self.state.manual_halt = self.state.manual_halt or manual
+        return reason
+
+    def resume(self) -> None:
+        self.state.halted = False
+        self.state.manual_halt = False
+        self.state.halt_reason = ""
+
+    def close_entries(self) -> None:
+        self.state.entries_closed = True
+
+    def update_settings(self, **changes: Any) -> None:
+        """Apply new limits to the running session (validated as the config is)."""
+        self.settings = RiskSettings.model_validate({**self.settings.model_dump(), **changes})
