@@ -29,6 +29,8 @@ class Position:
     entry_commission: Decimal
     instrument: Instrument
     pattern: str = ""
+    stop_price: int | None = None  # fixed-point, from the bracket
+    target_price: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +43,8 @@ class Position:
             "entry_commission": str(self.entry_commission),
             "instrument": self.instrument.model_dump(mode="json"),
             "pattern": self.pattern,
+            "stop_price": self.stop_price,
+            "target_price": self.target_price,
         }
 
     @classmethod
@@ -55,6 +59,8 @@ class Position:
             entry_commission=Decimal(data["entry_commission"]),
             instrument=Instrument.model_validate(data["instrument"]),
             pattern=data.get("pattern", ""),
+            stop_price=data.get("stop_price"),
+            target_price=data.get("target_price"),
         )
 
 
@@ -97,6 +103,12 @@ class Ledger:
             if fill.bracket_id in self.open:
                 raise LedgerError(f"bracket {fill.bracket_id}: a second entry fill")
             direction = Direction.LONG if fill.side == "buy" else Direction.SHORT
+            instrument = self.instruments[fill.symbol]
+            stop = target = None
+            if intent is not None:
+                tick = instrument.tick_fixed * direction.sign
+                stop = fill.price - intent.stop_ticks * tick
+                target = fill.price + intent.target_ticks * tick
             position = Position(
                 bracket_id=fill.bracket_id,
                 symbol=fill.symbol,
@@ -105,8 +117,10 @@ class Ledger:
                 entry_price=fill.price,
                 entry_ts_ns=fill.ts_ns,
                 entry_commission=fill.commission,
-                instrument=self.instruments[fill.symbol],
+                instrument=instrument,
                 pattern=intent.signal.pattern if intent else "",
+                stop_price=stop,
+                target_price=target,
             )
             self.open[fill.bracket_id] = position
             return position

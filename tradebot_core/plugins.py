@@ -108,8 +108,9 @@ class PluginManager:
             except Exception as exc:  # a broken plugin must not take the others down
                 reason = f"{type(exc).__name__}: {exc}"
                 self.failures.append(PluginFailure(ep.name, reason))
-                log.warning("plugin %r failed to load: %s", ep.name, reason)
-                log.debug("%s", traceback.format_exc())
+                log.debug(
+                    "plugin %r failed to load: %s\n%s", ep.name, reason, traceback.format_exc()
+                )
                 continue
             dist = ep.dist
             version = dist.version if dist else "0"

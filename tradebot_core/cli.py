@@ -1,0 +1,238 @@
+"""The ``tradebot`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from contextlib import suppress
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from . import __version__
+from .config import ConfigError, LoadedConfig, load_config
+from .pipeline import Pipeline, RunSummary
+from .plugins import PluginManager
+
+stderr = Console(stderr=True)
+log = logging.getLogger("tradebot")
+
+SET_HELP = "Override a config key by its dotted path, e.g. --set feed.speed=max (repeatable)."
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[RichHandler(console=stderr, show_path=False, rich_tracebacks=True)],
+        force=True,
+    )
+
+
+def _fail(problems: list[str], code: int = 2) -> None:
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    raise SystemExit(code)
+
+
+class _Cli(click.Group):
+    """Adds the sub-commands plugins declare through ``register_commands``."""
+
+    _loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            PluginManager().hook.register_commands(cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None:
+            self._load_plugin_commands()
+            command = super().get_command(ctx, name)
+        return command
+
+
+@click.group(cls=_Cli)
+@click.version_option(__version__, prog_name="tradebot")
+def cli() -> None:
+    """tradebot: regime-adaptive order-flow trading for CME futures.
+
+    \b
+    Quick start:
+      tradebot init                      write a starter tradebot.yaml
+      tradebot validate tradebot.yaml    check it, naming any bad key and its line
+      tradebot run tradebot.yaml         trade the demo feed on paper
+      tradebot plugins                   list feeds, detectors, brokers... installed
+
+    Every component is a plugin; tradebot.yaml picks them by name.
+    """
+
+
+def _load(config: str, overrides: tuple[str, ...]) -> tuple[LoadedConfig, PluginManager]:
+    try:
+        loaded = load_config(config, overrides)
+    except ConfigError as exc:
+        _fail(exc.problems)
+    return loaded, PluginManager()
+
+
+def build_pipeline(config: str, overrides: tuple[str, ...], journal: str | None = None) -> Pipeline:
+    loaded, manager = _load(config, overrides)
+    for failure in manager.failures:
+        log.warning("plugin %r failed to load: %s", failure.plugin, failure.reason)
+    try:
+        return Pipeline(loaded, manager, journal_path=journal)
+    except ConfigError as exc:
+        _fail(exc.problems)
+    raise AssertionError("unreachable")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option(
+    "--summary-json",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write {bars, signals, orders, trades, net_pnl, ticks, wall_seconds} here at the end.",
+)
+@click.option("--journal", help="SQLite journal path (default: journal.path of the config).")
+@click.option("-v", "--verbose", count=True, help="More logging.")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and the final summary only.")
+def run(
+    config: str,
+    overrides: tuple[str, ...],
+    summary_json: str | None,
+    journal: str | None,
+    verbose: int,
+    quiet: bool,
+) -> None:
+    """Run the pipeline CONFIG describes until its feed ends (or Ctrl-C).
+
+    The demo feed with feed.speed=max ends after its sessions; a live feed runs until stopped.
+    Ctrl-C (or SIGTERM) stops cleanly: the journal keeps positions, orders and P&L for the next
+    start.
+    """
+    _setup_logging(verbose, quiet)
+    pipeline = build_pipeline(config, overrides, journal)
+    summary = asyncio.run(_run(pipeline))
+    _print_summary(summary, pipeline)
+    if summary_json:
+        data = {k: v for k, v in summary.as_dict().items()}
+        Path(summary_json).write_text(json.dumps(data, indent=2) + "\n")
+    if summary.exit.startswith("failed"):
+        raise SystemExit(1)
+
+
+async def _run(pipeline: Pipeline) -> RunSummary:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, pipeline.request_stop)
+    try:
+        return await pipeline.run()
+    except Exception as exc:
+        log.error("run failed: %s", exc)
+        return pipeline.summary
+
+
+def _print_summary(summary: RunSummary, pipeline: Pipeline) -> None:
+    out = Console()
+    table = Table(title=f"tradebot run: {summary.exit}", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rate = summary.ticks / summary.wall_seconds if summary.wall_seconds else 0
+    for what, value in (
+        ("ticks", f"{summary.ticks:,}"),
+        ("ticks/s", f"{rate:,.0f}"),
+        ("bars", f"{summary.bars:,}"),
+        ("signals", f"{summary.signals:,}"),
+        ("orders", f"{summary.orders:,}"),
+        ("rejected", f"{summary.rejected:,}"),
+        ("trades", f"{summary.trades:,}"),
+        ("net P&L", f"${summary.net_pnl:,}"),
+        ("dropped ticks", f"{summary.dropped_ticks:,}"),
+        ("wall", f"{summary.wall_seconds:.2f} s"),
+        ("journal", str(pipeline.journal_path)),
+    ):
+        table.add_row(what, value)
+    out.print(table)
+    if summary.patterns:
+        patterns = Table(title="signals per pattern")
+        patterns.add_column("pattern")
+        patterns.add_column("count", justify="right")
+        for name, count in sorted(summary.patterns.items()):
+            patterns.add_row(name, f"{count:,}")
+        out.print(patterns)
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+def validate(config: str, overrides: tuple[str, ...]) -> None:
+    """Check CONFIG: every key, every selected plugin and its settings. Writes nothing."""
+    pipeline = build_pipeline(config, overrides)
+    cfg = pipeline.config
+    click.echo(
+        f"{config}: ok: {cfg.symbol} {cfg.timeframe_s}s bars, feed {cfg.feed.plugin}, "
+        f"{len(pipeline.detectors)} detectors, regime {cfg.regime.plugin}, "
+        f"router {cfg.router.plugin}, broker {cfg.broker.plugin}, "
+        f"{len(pipeline.notifiers)} notifiers, {len(pipeline.services)} services"
+    )
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON list of {name, kind, version, ...}.")
+def plugins(as_json: bool) -> None:
+    """List the installed components: feeds, detectors, regimes, routers, brokers, notifiers."""
+    manager = PluginManager()
+    try:
+        rows = manager.listing()
+    except ConfigError as exc:
+        _fail(exc.problems)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        table = Table(title="tradebot plugins")
+        for column in ("kind", "name", "version", "module", "source"):
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*(row[c] for c in ("kind", "name", "version", "module", "source")))
+        Console().print(table)
+    for failure in manager.failures:
+        stderr.print(f"[yellow]plugin {failure.plugin!r} failed to load: {failure.reason}[/]")
+
+
+@cli.command()
+@click.argument("path", default="tradebot.yaml", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+def init(path: str, force: bool) -> None:
+    """Write a starter config to PATH (default tradebot.yaml): demo feed, paper broker."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; use --force to overwrite it")
+    template = resources.files("tradebot_core") / "templates" / "tradebot.yaml"
+    target.write_text(template.read_text())
+    click.echo(f"wrote {target}; next: tradebot validate {target} && tradebot run {target}")
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli.main(args=argv, prog_name="tradebot")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
