@@ -26,7 +26,7 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel, ValidationError
 
-from . import PROJECT_NAME, hookspecs
+from . import PROJECT_NAME, hookimpl, hookspecs
 from .components import NoSettings, PluginContext
 from .config import ConfigError, LoadedConfig, format_validation_error
 
@@ -112,6 +112,12 @@ class PluginManager:
                     "plugin %r failed to load: %s\n%s", ep.name, reason, traceback.format_exc()
                 )
                 continue
+            if isinstance(plugin, type):
+                try:
+                    plugin = component_plugin(plugin)
+                except TypeError as exc:
+                    self.failures.append(PluginFailure(ep.name, str(exc)))
+                    continue
             dist = ep.dist
             version = dist.version if dist else "0"
             dist_name = dist.metadata["Name"] if dist else "?"
@@ -240,6 +246,44 @@ class PluginManager:
             return info.settings_model.model_validate(raw_settings or {})
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, loaded, path)) from None
+
+
+_KIND_METHODS = {
+    "feed": "stream",
+    "detector": "on_bar_closed",
+    "regime": "classify",
+    "router": "route",
+    "broker": "submit_bracket",
+    "notifier": "notify",
+    "service": "start",
+}
+
+
+def component_plugin(cls: type) -> object:
+    """Wrap a bare component class (an entry point may name one) in a plugin that registers it.
+
+    The kind is the class's ``kind`` attribute, or follows from its methods: ``on_bar_closed``
+    makes a detector, ``stream`` a feed, ``classify`` a regime classifier, and so on.
+    """
+    kind = getattr(cls, "kind", None)
+    if kind is None:
+        kinds = [k for k, method in _KIND_METHODS.items() if callable(getattr(cls, method, None))]
+        if len(kinds) != 1:
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__}: cannot tell what kind of component it is; "
+                f"give it a 'kind' attribute ({', '.join(REGISTER_HOOKS)})"
+            )
+        kind = kinds[0]
+    if kind not in REGISTER_HOOKS:
+        raise TypeError(f"{cls.__qualname__}: unknown kind {kind!r}")
+    hook_name = REGISTER_HOOKS[kind]
+
+    def register(register: Any) -> None:
+        register(cls)
+
+    register.__name__ = hook_name
+    namespace = {hook_name: staticmethod(hookimpl(register))}
+    return type(f"{cls.__name__}Plugin", (), namespace)()
 
 
 def _env_list(name: str) -> set[str] | None:

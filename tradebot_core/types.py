@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
+from pydantic import BaseModel, ConfigDict, Field
 
 PRICE_SCALE = 1_000_000_000
 """Fixed-point scale of every price in a tick array: 1 unit = 1e-9 of a dollar (as in DBN)."""
@@ -210,7 +210,7 @@ class Event(_Model):
 
     kind: EventKind
     ts_ns: int
-    payload: SerializeAsAny[BaseModel] | dict[str, Any]
+    payload: Any  # a pydantic model (Signal, Trade...) or a JSON-ready dict
     message: str = ""  # one line a human reads
 
     def payload_dict(self) -> dict[str, Any]:

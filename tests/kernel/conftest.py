@@ -1,0 +1,32 @@
+"""Fixtures of the kernel tests; the throwaway plugins live in ``kernel.scripted``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kernel.scripted import BASE_CONFIG, ScriptedFeed, kernel_manager
+
+from tradebot_core.config import load_config
+from tradebot_core.pipeline import Pipeline
+
+
+@pytest.fixture
+def build_pipeline(tmp_path: Path) -> Callable[..., Pipeline]:
+    """``build_pipeline(sessions, *overrides, yaml=BASE_CONFIG, journal=...)``."""
+
+    def build(
+        sessions: list[np.ndarray],
+        *overrides: str,
+        yaml: str = BASE_CONFIG,
+        journal: Path | None = None,
+    ) -> Pipeline:
+        ScriptedFeed.script = sessions
+        path = tmp_path / "tradebot.yaml"
+        path.write_text(yaml)
+        loaded = load_config(path, overrides)
+        return Pipeline(loaded, kernel_manager(), journal_path=journal or tmp_path / "j.db")
+
+    return build
