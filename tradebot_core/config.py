@@ -31,7 +31,14 @@ from typing import Any, Literal
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .instruments import Instrument
 
@@ -119,6 +126,9 @@ class LiveSettings(_Strict):
     """Live trading is off unless this is true AND TRADEBOT_LIVE=1 is set in the environment."""
 
 
+_DEFAULT_PLUGINS = {"feed": "demo", "regime": "adx", "router": "regime", "broker": "paper"}
+
+
 class TradebotConfig(_Strict):
     symbol: str = "MES"
     timeframe_s: int = Field(default=300, gt=0)
@@ -136,6 +146,17 @@ class TradebotConfig(_Strict):
     account: AccountSettings = AccountSettings()
     journal: JournalSettings = JournalSettings()
     live: LiveSettings = LiveSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_plugins(cls, data: Any) -> Any:
+        """A choice section without ``plugin:`` keeps the default plugin."""
+        if isinstance(data, dict):
+            for section, default in _DEFAULT_PLUGINS.items():
+                value = data.get(section)
+                if isinstance(value, dict) and "plugin" not in value:
+                    data = {**data, section: {"plugin": default, **value}}
+        return data
 
     def extra_instruments(self) -> dict[str, Instrument]:
         return {
