@@ -140,8 +140,26 @@ def _value_area(
     poc_index: np.ndarray,
     bars: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Grow every bar's value area from its POC at once: one level per step, all bars together."""
+    """Grow every bar's value area from its POC: one level per step.
+
+    Many bars (a replay closing a whole session at once) step together in numpy; a few bars (the
+    streaming case, one bar per close) step in plain Python, which is cheaper for one ladder.
+    """
     num, den = VALUE_AREA_SHARE
+    if len(level_start) <= _SCALAR_VALUE_AREA_MAX_BARS:
+        lows, highs = [], []
+        for start, count, poc, volume in zip(
+            level_start.tolist(),
+            level_count.tolist(),
+            poc_index.tolist(),
+            bars["volume"].tolist(),
+            strict=True,
+        ):
+            ladder = level_volume[start : start + count].tolist()
+            lo, hi = _value_area_one(ladder, poc - start, volume * num, den)
+            lows.append(start + lo)
+            highs.append(start + hi)
+        return np.array(lows, dtype=np.int64), np.array(highs, dtype=np.int64)
     first = level_start
     last = level_start + level_count - 1
     lo = poc_index.copy()
@@ -160,6 +178,26 @@ def _value_area(
         lo -= go_down
         covered += np.where(go_up, up, 0) + np.where(go_down, down, 0)
         active &= (covered * den < target) & (go_up | go_down)
+    return lo, hi
+
+
+_SCALAR_VALUE_AREA_MAX_BARS = 8
+
+
+def _value_area_one(ladder: list[int], poc: int, target: int, den: int) -> tuple[int, int]:
+    """The same rule as the vectorized loop, for one ladder (indices into ``ladder``)."""
+    lo = hi = poc
+    covered = ladder[poc]
+    last = len(ladder) - 1
+    while covered * den < target and (lo > 0 or hi < last):
+        up = ladder[hi + 1] if hi < last else -1
+        down = ladder[lo - 1] if lo > 0 else -1
+        if hi < last and up >= down:
+            hi += 1
+            covered += up
+        else:
+            lo -= 1
+            covered += down
     return lo, hi
 
 
