@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
@@ -70,11 +71,31 @@ class PluginContext:
 
 @runtime_checkable
 class Feed(Protocol):
-    """Yields tick batches in time order (and FeedStatus objects between them)."""
+    """Yields tick batches in time order (and FeedStatus objects between them).
+
+    Optional:
+
+    ``live = True``
+        the feed delivers in real time; the kernel never paces it.
+    ``day_settings(cls, settings: dict, day: date) -> dict`` (classmethod)
+        the raw settings that make this feed play one trading day: used by ``tradebot replay``
+        and by backtests, which run one day per job. A feed without it cannot be replayed by
+        date.
+    """
 
     name: ClassVar[str]
 
     def stream(self) -> AsyncIterator[TickBatch | FeedStatus]: ...
+
+
+def day_settings(feed_cls: type, settings: dict[str, Any], day: date) -> dict[str, Any]:
+    """The settings that make ``feed_cls`` play ``day``, or a clear error if it cannot."""
+    method = getattr(feed_cls, "day_settings", None)
+    if method is None:
+        raise ValueError(
+            f"feed {feed_cls.name!r} cannot be replayed by date (it has no day_settings)"
+        )
+    return method(dict(settings), day)
 
 
 @runtime_checkable
