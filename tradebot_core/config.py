@@ -188,6 +188,23 @@ class LoadedConfig:
             return dotted
         return f"{self.path.name}:{line}: {dotted}" if line else f"{self.path.name}: {dotted}"
 
+    def override(self, overrides: list[str] | tuple[str, ...]) -> LoadedConfig:
+        """A copy with ``--set``-style overrides applied and validated again."""
+        import copy
+
+        raw = copy.deepcopy(self.raw)
+        for item in overrides:
+            _apply_override(raw, item)
+        return _validated(
+            LoadedConfig(
+                config=self.config,
+                path=self.path,
+                raw=raw,
+                lines=self.lines,
+                missing_env=self.missing_env,
+            )
+        )
+
     def check_env(self, prefix: tuple[str, ...]) -> list[str]:
         """Problems for ``${VARS}`` left unset inside the section at ``prefix``."""
         return [
@@ -236,8 +253,12 @@ def load_config(
     loaded = LoadedConfig(
         config=TradebotConfig(), path=file_path, raw=raw, lines=lines, missing_env=missing
     )
+    return _validated(loaded)
+
+
+def _validated(loaded: LoadedConfig) -> LoadedConfig:
     try:
-        loaded.config = TradebotConfig.model_validate(raw)
+        loaded.config = TradebotConfig.model_validate(loaded.raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, loaded, ())) from None
     return loaded

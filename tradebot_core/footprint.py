@@ -218,28 +218,15 @@ class FootprintHistory:
         self._volume = np.zeros(4096, dtype=np.int64)
         self._nbars = 0
         self._nlevels = 0
-        self._visible = 0
 
     def __len__(self) -> int:
-        return self._visible
+        return self._nbars
 
     @property
     def bars(self) -> np.ndarray:
-        view = self._bars[: self._visible]
+        view = self._bars[: self._nbars]
         view.flags.writeable = False
         return view
-
-    @property
-    def stored(self) -> int:
-        """Bars closed so far, including any not yet revealed."""
-        return self._nbars
-
-    def reveal(self, count: int) -> None:
-        """Make the first ``count`` stored bars visible (the pipeline reveals them one by one,
-        so a detector deciding on bar N never sees bar N + 1 even when one batch closed both)."""
-        if not 0 <= count <= self._nbars:
-            raise ValueError(f"cannot reveal {count} bars: {self._nbars} stored")
-        self._visible = count
 
     @property
     def level_bid(self) -> np.ndarray:
@@ -255,11 +242,14 @@ class FootprintHistory:
 
     def levels(self, index: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(price_ticks, bid_volume, ask_volume, volume)`` of bar ``index``, from low to high."""
-        bar = self._bars[: self._visible][index]
+        bar = self._bars[: self._nbars][index]
         start, count = int(bar["level_start"]), int(bar["level_count"])
         prices = np.arange(int(bar["low"]), int(bar["low"]) + count, dtype=np.int64)
         end = start + count
-        return prices, self._bid[start:end], self._ask[start:end], self._volume[start:end]
+        views = [self._bid[start:end], self._ask[start:end], self._volume[start:end]]
+        for view in views:
+            view.flags.writeable = False
+        return prices, *views
 
     def price(self, ticks: int) -> Decimal:
         """A price in ticks as dollars and cents."""
@@ -271,7 +261,6 @@ class FootprintHistory:
         bid: np.ndarray,
         ask: np.ndarray,
         volume: np.ndarray,
-        reveal: bool = True,
     ) -> None:
         """Add closed bars (``level_start`` relative to the given level arrays)."""
         nb, nl = len(bars), len(bid)
@@ -284,8 +273,6 @@ class FootprintHistory:
         self._volume[self._nlevels : self._nlevels + nl] = volume
         self._nbars += nb
         self._nlevels += nl
-        if reveal:
-            self._visible = self._nbars
 
     def _reserve(self, nbars: int, nlevels: int) -> None:
         if nbars > len(self._bars):
@@ -318,6 +305,7 @@ class FootprintEngine:
         self._pending: list[np.ndarray] = []
         self._open_bar: int | None = None
         self._cum_delta = 0
+        self._staged: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
 
     @property
     def open_bar_ticks(self) -> int:
@@ -327,8 +315,9 @@ class FootprintEngine:
     def update(self, ticks: np.ndarray, reveal: bool = True) -> np.ndarray:
         """Take a time-ordered batch; close the bars it completes; return their cut indices.
 
-        With ``reveal=False`` the closed bars are stored but not yet visible in ``history``: the
-        pipeline reveals each at its cut (see :meth:`FootprintHistory.reveal`).
+        With ``reveal=False`` the closed bars are kept aside, not in ``history``: the pipeline
+        moves each into the history at its cut (:meth:`release_next`), so a detector deciding on
+        bar N cannot reach bar N + 1 even when one batch closed both.
         """
         if len(ticks) == 0:
             return np.empty(0, dtype=np.int64)
@@ -356,6 +345,24 @@ class FootprintEngine:
         self._pending, self._open_bar = [], None
         return 1
 
+    @property
+    def staged(self) -> int:
+        """Bars closed but not yet released into the history."""
+        return sum(len(chunk[0]) for chunk in self._staged)
+
+    def release_next(self) -> None:
+        """Move the oldest staged bar into the history."""
+        bars, bid, ask, volume = self._staged[0]
+        first = bars[:1].copy()
+        start, count = int(first["level_start"][0]), int(first["level_count"][0])
+        first["level_start"] = 0
+        end = start + count
+        self.history.append(first, bid[start:end], ask[start:end], volume[start:end])
+        if len(bars) == 1:
+            self._staged.pop(0)
+        else:
+            self._staged[0] = (bars[1:], bid, ask, volume)
+
     def reset_session(self) -> None:
         """Start cumulative delta from zero at the next bar."""
         self._cum_delta = 0
@@ -371,4 +378,7 @@ class FootprintEngine:
             ticks, self._tick_fixed, self.timeframe_ns, self._cum_delta
         )
         self._cum_delta = int(bars["cum_delta"][-1])
-        self.history.append(bars, bid, ask, volume, reveal)
+        if reveal:
+            self.history.append(bars, bid, ask, volume)
+        else:
+            self._staged.append((bars, bid, ask, volume))

@@ -283,7 +283,6 @@ class Pipeline:
         ts = ticks["ts_event"]
         if ts[0] >= self._next_roll_ns:
             self._roll_day(int(ts[0]))
-        stored_before = self.history.stored
         cuts = self.engine.update(ticks, reveal=False)
         events: list[tuple[int, int, str]] = [
             (int(c), 1, "bar") for c in cuts
@@ -295,14 +294,12 @@ class Pipeline:
         if len(events) > 1:
             events.sort()
         start = 0
-        revealed = stored_before
         for index, _, what in events:
             if index > start:
                 self.broker.on_ticks(self.data_symbol, ticks[start:index])
                 start = index
             if what == "bar":
-                revealed += 1
-                self._on_bar_closed(revealed, int(ts[index]))
+                self._on_bar_closed(int(ts[index]))
             else:
                 self._on_scheduled(what, int(ts[index]))
         if start < n:
@@ -335,8 +332,8 @@ class Pipeline:
         self.summary.dropped_ticks += count
         log.warning("dropped %d malformed ticks: %s", count, why)
 
-    def _on_bar_closed(self, count: int, ts_ns: int) -> None:
-        self.history.reveal(count)
+    def _on_bar_closed(self, ts_ns: int) -> None:
+        self.engine.release_next()
         self.summary.bars += 1
         state = self.regime.classify(self.history)
         previous = self.regime_state
@@ -478,9 +475,8 @@ class Pipeline:
         )
 
     def _end_session(self, ts_ns: int) -> None:
-        before = self.history.stored
         if self.engine.flush(reveal=False):
-            self._on_bar_closed(before + 1, ts_ns)
+            self._on_bar_closed(ts_ns)
         day = self.risk.state.day
         if day is not None and day not in self._digest_sent and self.summary.ticks:
             self._send_digest(ts_ns)

@@ -158,12 +158,19 @@ def test_cut_indices_point_at_the_first_tick_of_the_next_bar():
     assert list(cuts) == list(np.flatnonzero(np.diff(bar_id)) + 1)
 
 
-def test_revealed_history_hides_bars_not_yet_reached():
+def test_staged_bars_stay_out_of_the_history_until_released():
     ticks = random_ticks(5_000, seed=2)
+    released = FootprintEngine(ES, TF)
+    released.update(ticks)
     engine = FootprintEngine(ES, TF)
     engine.update(ticks, reveal=False)
-    assert len(engine.history) == 0 and engine.history.stored > 3
-    engine.history.reveal(2)
-    assert len(engine.history.bars) == 2
+    assert len(engine.history) == 0 and engine.staged == len(released.history) > 3
+    engine.release_next()
+    engine.release_next()
+    assert len(engine.history) == 2 and engine.staged == len(released.history) - 2
+    while engine.staged:
+        engine.release_next()
+    assert np.array_equal(engine.history.bars, released.history.bars)
+    assert np.array_equal(engine.history.level_volume, released.history.level_volume)
     with pytest.raises(ValueError):
-        engine.history.reveal(engine.history.stored + 1)
+        engine.history.bars["close"][0] = 1  # detectors get read-only views
