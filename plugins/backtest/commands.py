@@ -1,0 +1,208 @@
+"""``tradebot backtest`` and ``tradebot stress``."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from tradebot_core.config import ConfigError, LoadedConfig, load_config
+
+from . import report, stress
+from .engine import BacktestResult, run_backtest
+from .executors import make_executor
+from .store import save_run
+
+SET_HELP = "Override a config key by its dotted path (repeatable)."
+
+
+def trading_days(start: date, end: date) -> list[date]:
+    """CME trading days from ``start`` to ``end``, both included."""
+    from tradebot_core.calendar import trading_days as cme_days
+
+    return list(cme_days(start, end))
+
+
+def _options(command: Any) -> Any:
+    options = [
+        click.argument("config", type=click.Path(dir_okay=False)),
+        click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"])),
+        click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"])),
+        click.option("--symbol", help="Instrument (default: the config's symbol)."),
+        click.option("--workers", type=int, help="Worker processes (default: all cores)."),
+        click.option(
+            "--executor",
+            default="local",
+            show_default=True,
+            help="'local' (processes on this machine) or dask://HOST:PORT (a Dask cluster).",
+        ),
+        click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Results."),
+        click.option("--report", "report_path", type=click.Path(dir_okay=False), help="HTML."),
+        click.option(
+            "--db",
+            default="data/backtests.db",
+            show_default=True,
+            help="Backtest database (SQLite): runs, days, trades, signals.",
+        ),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP),
+        click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _load(config: str, symbol: str | None, overrides: tuple[str, ...]) -> LoadedConfig:
+    extra = [*overrides]
+    if symbol:
+        extra.insert(0, f"symbol={symbol}")
+    try:
+        return load_config(config, extra)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        raise SystemExit(2) from None
+
+
+def _run(
+    loaded: LoadedConfig,
+    days: list[date],
+    executor_spec: str,
+    workers: int | None,
+    quiet: bool,
+    label: str = "days",
+) -> BacktestResult:
+    executor = make_executor(executor_spec, workers)
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    ticks = 0
+    try:
+        with Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        ) as progress:
+            task = progress.add_task(label, total=len(days), rate="")
+
+            def advance(day_result: dict[str, Any], finished: int, total: int) -> None:
+                nonlocal ticks
+                ticks += day_result["ticks"]
+                rate = ticks / max(1e-9, time.perf_counter() - started)
+                progress.update(task, completed=finished, total=total, rate=f"{rate:,.0f} ticks/s")
+
+            return run_backtest(loaded, days, executor, advance)
+    finally:
+        executor.close()
+
+
+def _days(start: Any, end: Any) -> list[date]:
+    days = trading_days(start.date(), end.date())
+    if not days:
+        raise click.ClickException(f"no CME trading day between {start.date()} and {end.date()}")
+    return days
+
+
+def _write(
+    result: BacktestResult, data: dict[str, Any], json_path: str | None, report_path: str | None
+) -> None:
+    if json_path:
+        payload = json.loads(result.to_json())
+        payload["summary"] = data
+        Path(json_path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    if report_path:
+        Path(report_path).write_text(report.html_report(result, data))
+        click.echo(f"report: {report_path}")
+
+
+@click.command()
+@_options
+def backtest(
+    config: str,
+    start: Any,
+    end: Any,
+    symbol: str | None,
+    workers: int | None,
+    executor: str,
+    json_path: str | None,
+    report_path: str | None,
+    db: str,
+    overrides: tuple[str, ...],
+    quiet: bool,
+) -> None:
+    """Backtest CONFIG one CME trading day per job, with the same plugins as `tradebot run`.
+
+    \b
+    tradebot backtest tradebot.yaml --from 2025-07-01 --to 2025-11-20 --symbol ES \\
+        --json results.json --report report.html
+    Days run in parallel (--workers, or a Dask cluster with --executor dask://HOST:PORT);
+    results equal running the days one after another.
+    """
+    loaded = _load(config, symbol, overrides)
+    result = _run(loaded, _days(start, end), executor, workers, quiet)
+    data = report.summary_data(result)
+    report.print_report(data)
+    save_run(db, result, data, executor)
+    _write(result, data, json_path, report_path)
+
+
+@click.command(name="stress")
+@_options
+@click.option("--slippage", default="1,2", show_default=True, help="Slippage ticks to try.")
+@click.option("--monte-carlo", "runs", default=1000, show_default=True, help="Reshuffles.")
+@click.option("--seed", default=7, show_default=True)
+def stress_command(
+    config: str,
+    start: Any,
+    end: Any,
+    symbol: str | None,
+    workers: int | None,
+    executor: str,
+    json_path: str | None,
+    report_path: str | None,
+    db: str,
+    overrides: tuple[str, ...],
+    quiet: bool,
+    slippage: str,
+    runs: int,
+    seed: int,
+) -> None:
+    """Stress-test CONFIG: more slippage, time of day, day of week, Monte Carlo."""
+    loaded = _load(config, symbol, overrides)
+    days = _days(start, end)
+    base = _run(loaded, days, executor, workers, quiet, "baseline")
+    from decimal import Decimal
+
+    from . import stats
+
+    scenarios: dict[str, Any] = {}
+    broker = loaded.config.broker.plugin
+    for ticks in [int(t) for t in slippage.split(",") if t.strip()]:
+        shifted = loaded.override([f"broker.{broker}.slippage_ticks={ticks}"])
+        scenario = _run(shifted, days, executor, workers, quiet, f"slippage {ticks}")
+        overall = stats.overall(scenario)
+        scenarios[str(ticks)] = {
+            k: overall[k] for k in ("net_pnl", "final_balance", "profit_factor", "trades")
+        }
+        save_run(db, scenario, overall, executor, "stress", f"slippage_ticks={ticks}")
+    nets = [Decimal(t["net_pnl"]) for t in base.trades]
+    stress_data = {
+        "slippage": scenarios,
+        "by hour": stats.by_hour(base),
+        "by weekday": stats.by_weekday(base),
+        "monte_carlo": stress.monte_carlo(nets, base.starting_balance, runs, seed),
+    }
+    data = report.summary_data(base, stress_data)
+    report.print_report(data)
+    save_run(db, base, data, executor, "stress", "baseline")
+    _write(base, data, json_path, report_path)

@@ -1,0 +1,148 @@
+"""A backtest: many days in parallel, stitched into one account exactly.
+
+Days run in parallel, each from an *assumed* starting balance. A day's result depends on its
+balance only through the account tier (symbol and size) and the margin check, so after each wave
+the days are walked in order with the *actual* balance: a day whose tiers along the way and margin
+headroom would be the same keeps its result; any other day runs again from its actual balance.
+Tier changes are rare, so a backtest takes one wave and a few re-runs, and its results equal a
+run of the days one after another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from tradebot_core import __version__
+from tradebot_core.account import Account
+from tradebot_core.config import LoadedConfig
+from tradebot_core.instruments import InstrumentRegistry
+
+from .jobs import DayJob, run_day
+
+Progress = Callable[[dict[str, Any], int, int], None]
+
+
+@dataclass
+class BacktestResult:
+    config_hash: str
+    code_version: str
+    symbol: str
+    start: date
+    end: date
+    starting_balance: Decimal
+    days: list[dict[str, Any]] = field(default_factory=list)
+    reruns: int = 0
+
+    @property
+    def trades(self) -> list[dict[str, Any]]:
+        return [dict(t, day=d["day"]) for d in self.days for t in d["trades"]]
+
+    @property
+    def final_balance(self) -> Decimal:
+        return Decimal(self.days[-1]["end_balance"]) if self.days else self.starting_balance
+
+    @property
+    def ticks(self) -> int:
+        return sum(d["ticks"] for d in self.days)
+
+    def to_json(self) -> str:
+        """The results, byte-identical for the same config and data (no wall-clock values)."""
+        days = [{k: v for k, v in d.items() if k != "wall_s"} for d in self.days]
+        data = {
+            "config_hash": self.config_hash,
+            "code_version": self.code_version,
+            "symbol": self.symbol,
+            "from": self.start.isoformat(),
+            "to": self.end.isoformat(),
+            "starting_balance": str(self.starting_balance),
+            "final_balance": str(self.final_balance),
+            "days": days,
+        }
+        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+
+
+def config_hash(loaded: LoadedConfig) -> str:
+    text = json.dumps(loaded.config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_backtest(
+    loaded: LoadedConfig,
+    days: list[date],
+    executor: Any,
+    progress: Progress | None = None,
+) -> BacktestResult:
+    cfg = loaded.config
+    start_balance = cfg.account.starting_balance
+    result = BacktestResult(
+        config_hash=config_hash(loaded),
+        code_version=__version__,
+        symbol=cfg.symbol,
+        start=days[0] if days else date.min,
+        end=days[-1] if days else date.min,
+        starting_balance=start_balance,
+    )
+    if not days:
+        return result
+    checker = _Reuse(loaded)
+    assumed = dict.fromkeys(days, start_balance)
+    done: dict[date, dict[str, Any]] = {}
+    wave = list(days)
+    total = len(days)
+    finished = 0
+    while wave:
+        jobs = [DayJob(loaded, day, assumed[day]) for day in wave]
+        for index, day_result in executor.map(run_day, jobs):
+            done[wave[index]] = day_result
+            finished += 1
+            if progress is not None:
+                progress(day_result, finished, total)
+        # walk the days in order with the real balance; collect those to run again
+        balance = start_balance
+        wave = []
+        for day in days:
+            day_result = done[day]
+            if not checker.reusable(day_result, balance):
+                assumed[day] = balance
+                wave.append(day)
+                total += 1
+            balance += Decimal(day_result["net_pnl"])
+        # the first stale day now runs from its exact balance; later ones from the best estimate,
+        # checked again after this wave, so each wave settles at least one more day
+        result.reruns += len(wave)
+    result.days = [done[day] for day in days]
+    return result
+
+
+class _Reuse:
+    """Whether a day computed from one balance holds for another."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        cfg = loaded.config
+        self.account = Account(cfg.account, cfg.symbol)
+        instruments = InstrumentRegistry(cfg.extra_instruments())
+        symbols = {cfg.symbol, *(tier.symbol for tier in cfg.account.tiers)}
+        self.margin_floor = max(instruments[s].margin for s in symbols) * cfg.risk.max_position
+
+    def reusable(self, day_result: dict[str, Any], actual: Decimal) -> bool:
+        assumed = Decimal(day_result["start_balance"])
+        if actual == assumed:
+            return True
+        if any("margin" in reason for reason in day_result["rejections"]):
+            return False
+        path = [Decimal("0")]
+        for trade in day_result["trades"]:
+            path.append(path[-1] + Decimal(trade["net_pnl"]))
+        tier = self.account.tier_for
+        for step in path:
+            if tier(assumed + step) != tier(actual + step):
+                return False
+            if min(assumed + step, actual + step) < self.margin_floor:
+                return False
+        return True

@@ -1,0 +1,242 @@
+"""Backtest reports: tables in the terminal, and one self-contained HTML file with the plots.
+
+The HTML embeds its plots as inline SVG (drawn by matplotlib) and its style in a <style> tag: it
+opens offline, from an email attachment, anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from . import stats
+
+
+def summary_data(result: Any, stress: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = {
+        "overall": stats.overall(result),
+        "monthly": stats.monthly(result),
+        "patterns": stats.per_pattern(result),
+        "tiers": stats.tier_progression(result),
+    }
+    if stress:
+        data["stress"] = stress
+    return data
+
+
+# -- terminal ------------------------------------------------------------------------------------
+
+
+def print_report(data: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    overall = data["overall"]
+    table = Table(title="backtest", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, label in (
+        ("start_balance", "start balance"),
+        ("final_balance", "final balance"),
+        ("net_pnl", "net P&L"),
+        ("profit_factor", "profit factor"),
+        ("trades", "trades"),
+        ("win_rate", "win rate"),
+        ("winning_days", "winning days"),
+        ("trading_days", "days traded"),
+        ("average_daily_pnl", "average daily P&L"),
+        ("max_drawdown", "max drawdown"),
+        ("max_consecutive_losses", "max consecutive losses"),
+    ):
+        table.add_row(label, _fmt(key, overall.get(key)))
+    console.print(table)
+    for title, key in (("monthly", "monthly"), ("per pattern", "patterns")):
+        console.print(_group_table(title, data[key]))
+    if data["tiers"]:
+        tiers = Table(title="tier progression")
+        for column in ("day", "from", "to", "symbol", "balance"):
+            tiers.add_column(column)
+        for row in data["tiers"]:
+            tiers.add_row(*(str(row[c]) for c in ("day", "from", "to", "symbol", "balance")))
+        console.print(tiers)
+    stress = data.get("stress") or {}
+    for title in ("by hour", "by weekday"):
+        if title in stress:
+            console.print(_group_table(title, stress[title]))
+    if "slippage" in stress:
+        slip = Table(title="slippage")
+        for column in ("slippage ticks", "net P&L", "final balance", "profit factor"):
+            slip.add_column(column, justify="right")
+        for ticks, row in stress["slippage"].items():
+            slip.add_row(
+                str(ticks), row["net_pnl"], row["final_balance"], str(row["profit_factor"])
+            )
+        console.print(slip)
+    if "monte_carlo" in stress and stress["monte_carlo"].get("trades"):
+        mc = stress["monte_carlo"]
+        table = Table(title=f"Monte Carlo ({mc['runs']} runs, seed {mc['seed']})")
+        table.add_column("")
+        for p in ("p5", "p25", "p50", "p75", "p95"):
+            table.add_column(p, justify="right")
+        for mode in ("reshuffled", "resampled"):
+            for what in ("final_balance", "max_drawdown"):
+                table.add_row(f"{mode} {what.replace('_', ' ')}", *mc[mode][what].values())
+        console.print(table)
+
+
+def _group_table(title: str, groups: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for column in ("", "trades", "win %", "net P&L", "profit factor"):
+        table.add_column(column, justify="right" if column else "left")
+    for name, row in groups.items():
+        table.add_row(
+            name,
+            str(row["trades"]),
+            _fmt("win_rate", row["win_rate"]),
+            row["net_pnl"],
+            str(row["profit_factor"] or "-"),
+        )
+    return table
+
+
+def _fmt(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "win_rate":
+        return f"{value:.1%}"
+    return str(value)
+
+
+# -- HTML ----------------------------------------------------------------------------------------
+
+
+def html_report(result: Any, data: dict[str, Any]) -> str:
+    """A self-contained HTML report with equity, drawdown, daily P&L and per-pattern plots."""
+    plots = _plots(result, data)
+    overall = data["overall"]
+    cards = "".join(
+        f'<div class="card"><div class="label">{html.escape(label)}</div>'
+        f'<div class="value">{html.escape(_fmt(key, overall.get(key)))}</div></div>'
+        for key, label in (
+            ("net_pnl", "net P&L"),
+            ("final_balance", "final balance"),
+            ("profit_factor", "profit factor"),
+            ("win_rate", "win rate"),
+            ("trades", "trades"),
+            ("max_drawdown", "max drawdown"),
+            ("winning_days", "winning days"),
+            ("max_consecutive_losses", "max losing streak"),
+        )
+    )
+    sections = [
+        f'<figure id="{fid}" class="plot"><figcaption>{title}</figcaption>{svg}</figure>'
+        for fid, title, svg in plots
+    ]
+    tables = [
+        _html_table("monthly", "monthly", data["monthly"]),
+        _html_table("patterns", "per pattern", data["patterns"]),
+    ]
+    stress = data.get("stress") or {}
+    for key, title in (("by hour", "by hour of entry (ET)"), ("by weekday", "by weekday")):
+        if key in stress:
+            tables.append(_html_table(key.replace(" ", "-"), title, stress[key]))
+    title = f"tradebot backtest {result.symbol} {result.start} to {result.end}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px; color: #1d2330; }}
+h1 {{ font-size: 1.4rem; }} .meta {{ color: #667; font-size: .85rem; }}
+.cards {{ display: grid; grid-template-columns: repeat(4, 1fr); gap: .75rem; margin: 1rem 0; }}
+.card {{ background: #f4f6fa; border-radius: 8px; padding: .75rem 1rem; }}
+.label {{ color: #667; font-size: .8rem; }} .value {{ font-size: 1.3rem; font-weight: 600; }}
+figure.plot {{ margin: 1.5rem 0; }} figure.plot svg {{ width: 100%; height: auto; }}
+figcaption {{ font-weight: 600; margin-bottom: .25rem; }}
+table {{ border-collapse: collapse; margin: 1rem 0; min-width: 50%; }}
+th, td {{ padding: .3rem .8rem; border-bottom: 1px solid #e2e6ee; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="meta">config {result.config_hash} &middot; tradebot {result.code_version} &middot;
+{len(result.days)} days &middot; {result.ticks:,} ticks</p>
+<div class="cards">{cards}</div>
+{"".join(sections)}
+{"".join(tables)}
+</body></html>
+"""
+
+
+def _html_table(table_id: str, title: str, groups: dict[str, dict[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{row['trades']}</td>"
+        f"<td>{_fmt('win_rate', row['win_rate'])}</td><td>{row['net_pnl']}</td>"
+        f"<td>{row['profit_factor'] or '-'}</td></tr>"
+        for name, row in groups.items()
+    )
+    return (
+        f'<section id="{table_id}"><h2>{html.escape(title)}</h2><table><thead><tr><th></th>'
+        "<th>trades</th><th>win %</th><th>net P&amp;L</th><th>profit factor</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _plots(result: Any, data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.hashsalt"] = "tradebot"  # stable ids: the same results give the same file
+    nets = [Decimal(t["net_pnl"]) for t in result.trades]
+    _, curve = stats.drawdown(result.starting_balance, nets)
+    balances = [float(result.starting_balance), *(float(b) for b in curve)]
+    peaks = [max(balances[: i + 1]) for i in range(len(balances))]
+    days = result.days
+    plots = []
+
+    fig, ax = plt.subplots(figsize=(10, 3.2))
+    ax.plot(range(len(balances)), balances, color="#2b6cb0", linewidth=1.5)
+    ax.set_xlabel("trade")
+    ax.set_ylabel("balance ($)")
+    ax.grid(alpha=0.3)
+    plots.append(("equity-curve", "equity curve", _svg(fig)))
+
+    fig, ax = plt.subplots(figsize=(10, 2.4))
+    under = [b - p for b, p in zip(balances, peaks, strict=True)]
+    ax.fill_between(range(len(under)), under, 0, color="#c53030", alpha=0.5)
+    ax.set_xlabel("trade")
+    ax.set_ylabel("drawdown ($)")
+    ax.grid(alpha=0.3)
+    plots.append(("drawdown", "drawdown", _svg(fig)))
+
+    fig, ax = plt.subplots(figsize=(10, 2.8))
+    day_pnl = [float(d["net_pnl"]) for d in days]
+    colors = ["#2f855a" if v >= 0 else "#c53030" for v in day_pnl]
+    ax.bar(range(len(day_pnl)), day_pnl, color=colors)
+    ax.set_xticks(range(len(days)), [d["day"][5:] for d in days], rotation=90, fontsize=7)
+    ax.set_ylabel("net P&L ($)")
+    ax.grid(axis="y", alpha=0.3)
+    plots.append(("daily-pnl", "daily P&L", _svg(fig)))
+
+    patterns = data["patterns"]
+    fig, ax = plt.subplots(figsize=(10, 0.4 * max(3, len(patterns)) + 0.8))
+    names = list(patterns)
+    values = [float(patterns[n]["net_pnl"]) for n in names]
+    ax.barh(names, values, color=["#2f855a" if v >= 0 else "#c53030" for v in values])
+    ax.set_xlabel("net P&L ($)")
+    ax.grid(axis="x", alpha=0.3)
+    plots.append(("patterns-plot", "net P&L per pattern", _svg(fig)))
+    return plots
+
+
+def _svg(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
