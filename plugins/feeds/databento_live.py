@@ -245,14 +245,19 @@ class DatabentoLiveFeed:
         schema = databento_dbn.Schema.from_str(settings.schema_)
         self._record_cls = SCHEMA_STRUCT_MAP[schema]
         self._dtype = np.dtype(self._record_cls._dtypes)
-        self._dedup = ReplayDeduper(self._dtype, settings.replay_overlap_ms * 1_000_000)
+        self._live: databento.Live | None = None
+        self._streaming = False
+        self._reset()
+
+    def _reset(self) -> None:
+        """Fresh state for a stream: each call of :meth:`stream` is a new live session."""
+        overlap_ns = self.settings.replay_overlap_ms * 1_000_000
+        self._dedup = ReplayDeduper(self._dtype, overlap_ns)
         self._pending = _PendingRecords()
         self._out: deque[TickBatch | FeedStatus | _End] = deque()
         self._wakeup = asyncio.Event()
         self._drained = asyncio.Event()
         self._batch_started = asyncio.Event()
-        self._live: databento.Live | None = None
-        self._streaming = False
         self._fatal: str | None = None  # a gateway error that must stop the feed
         self._replay_refused = False
         self._session_start_ns: int | None = None  # metadata start of the first session
@@ -275,9 +280,7 @@ class DatabentoLiveFeed:
         if self._streaming:
             raise RuntimeError("DatabentoLiveFeed.stream() is already being iterated")
         self._streaming = True
-        self._wakeup = asyncio.Event()
-        self._drained = asyncio.Event()
-        self._batch_started = asyncio.Event()
+        self._reset()
         supervisor = asyncio.create_task(self._supervise(), name="databento_live")
         timer = asyncio.create_task(self._flush_timer(), name="databento_live_flush")
         try:
