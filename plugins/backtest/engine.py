@@ -112,12 +112,28 @@ def run_backtest(
                 assumed[day] = balance
                 wave.append(day)
                 total += 1
+            elif Decimal(day_result["start_balance"]) != balance:
+                done[day] = day_result = _rebased(day_result, balance)
             balance += Decimal(day_result["net_pnl"])
         # the first stale day now runs from its exact balance; later ones from the best estimate,
         # checked again after this wave, so each wave settles at least one more day
         result.reruns += len(wave)
     result.days = [done[day] for day in days]
     return result
+
+
+def _rebased(day_result: dict[str, Any], balance: Decimal) -> dict[str, Any]:
+    """A reusable day's result moved to the balance it really starts from."""
+    shift = balance - Decimal(day_result["start_balance"])
+    return {
+        **day_result,
+        "start_balance": str(balance),
+        "end_balance": str(Decimal(day_result["end_balance"]) + shift),
+        "tier_changes": [
+            {**change, "balance": str(Decimal(change["balance"]) + shift)}
+            for change in day_result["tier_changes"]
+        ],
+    }
 
 
 class _Reuse:

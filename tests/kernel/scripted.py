@@ -3,7 +3,7 @@ bar-direction detector, a fixed regime and a router that approves everything (pl
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import numpy as np
@@ -44,20 +44,38 @@ def make_ticks(
 
 
 class ScriptedFeed:
-    """Plays ``ScriptedFeed.script``: a list of tick arrays (one session each), in batches."""
+    """Plays ``ScriptedFeed.script``: a list of tick arrays (one session each), in batches.
+
+    With ``day`` set it plays only the session that starts on that (UTC) date.
+    """
 
     name = "scripted"
     script: ClassVar[list[np.ndarray]] = []
 
     class Settings(PluginSettings):
         batches: int = 1
+        day: str | None = None
 
     def __init__(self, settings: Any, context: Any) -> None:
         self.settings = settings
         self.symbol = context.symbol
 
+    @classmethod
+    def day_settings(cls, settings: dict, day: Any) -> dict:
+        return {**settings, "day": day.isoformat()}
+
+    def sessions(self) -> list[np.ndarray]:
+        if self.settings.day is None:
+            return self.script
+        return [
+            s
+            for s in self.script
+            if datetime.fromtimestamp(int(s["ts_event"][0]) / 1e9, UTC).date().isoformat()
+            == self.settings.day
+        ]
+
     async def stream(self):
-        for session in self.script:
+        for session in self.sessions():
             yield FeedStatus(kind=FeedStatusKind.SESSION_START, ts_ns=int(session["ts_event"][0]))
             for chunk in np.array_split(session, self.settings.batches):
                 yield TickBatch(self.symbol, chunk)
