@@ -137,12 +137,15 @@ class Pipeline:
         self.last_price = 0
         self.feed_connected = False
         self.started_wall = 0.0
+        self.started_monotonic = time.monotonic()
+        self.last_batch_monotonic = 0.0
         self.stop_requested = False
         self._bracket_seq = 0
         self._tz = ZoneInfo(cfg.risk.timezone)
         self._schedule: list[tuple[int, str]] = []
         self._schedule_day: date | None = None
         self._digest_sent: set[date] = set()
+        self._margin_days: set[date | None] = set()
         self._next_roll_ns = 0
         self.broker.on_fill = self._on_fill
 
@@ -306,6 +309,7 @@ class Pipeline:
             self.broker.on_ticks(self.data_symbol, ticks[start:])
         self.last_ts_ns = last
         self.last_price = int(ticks["price"][-1])
+        self.last_batch_monotonic = time.monotonic()
         if self.journal is not None:
             self.journal.commit_if_dirty()
 
@@ -372,6 +376,14 @@ class Pipeline:
             if why is not None:
                 reasons.append(f"risk: {why}")
                 intent = None
+                if why.startswith("margin") and self.risk.state.day not in self._margin_days:
+                    self._margin_days.add(self.risk.state.day)
+                    self._publish(
+                        EventKind.HIGH_MARGIN_DAY,
+                        ts_ns,
+                        {"reason": why, "balance": str(self.account.balance)},
+                        f"not trading: {why}",
+                    )
             else:
                 reasons.append("risk: ok")
                 intent = intent.model_copy(update={"reasons": tuple(reasons)})
