@@ -115,6 +115,7 @@ class Pipeline:
             config=cfg,
         )
         self._check_live()
+        self._problems: list[str] = []
         self.feed = self._build_choice("feed", cfg.feed)
         self.regime = self._build_choice("regime", cfg.regime)
         self.router = self._build_choice("router", cfg.router)
@@ -122,6 +123,8 @@ class Pipeline:
         self.detectors = self._build_many("detector", "detectors", cfg.detectors)
         self.notifiers = self._build_many("notifier", "notifiers", cfg.notifiers)
         self.services = self._build_many("service", "services", cfg.services)
+        if self._problems:  # every bad section at once, before anything is opened or written
+            raise ConfigError(self._problems)
         self.journal_path = Path(journal_path) if journal_path else cfg.journal.path
 
         self.bus = EventBus()
@@ -165,23 +168,20 @@ class Pipeline:
                 ]
             )
 
+    def _build(self, kind: str, name: str, raw: Any, path: tuple[str, ...]) -> Any:
+        try:
+            return self.manager.build(kind, name, raw, path, self.context, self.loaded)
+        except ConfigError as exc:
+            self._problems.extend(exc.problems)
+            return None
+
     def _build_choice(self, kind: str, choice: Any) -> Any:
         path = (_SECTION[kind], choice.plugin)
-        raw = choice.settings_for(choice.plugin)
-        return self.manager.build(kind, choice.plugin, raw, path, self.context, self.loaded)
+        return self._build(kind, choice.plugin, choice.settings_for(choice.plugin), path)
 
     def _build_many(self, kind: str, section: str, entries: dict[str, Any]) -> list[Any]:
-        built, problems = [], []
-        for name, raw in entries.items():
-            try:
-                built.append(
-                    self.manager.build(kind, name, raw, (section, name), self.context, self.loaded)
-                )
-            except ConfigError as exc:
-                problems.extend(exc.problems)
-        if problems:
-            raise ConfigError(problems)
-        return built
+        built = [self._build(kind, name, raw, (section, name)) for name, raw in entries.items()]
+        return [component for component in built if component is not None]
 
     @property
     def config_hash(self) -> str:
