@@ -201,6 +201,33 @@ class ReplayDeduper:
         return records
 
 
+class _ClientErrorTap(logging.Handler):
+    """Keeps the last error the client's protocol logged (e.g. a DBN decoding error).
+
+    The client closes the connection itself when it cannot decode what the gateway sent, and
+    only says why in its log; this lets the feed name the cause in its own status and errors.
+    """
+
+    LOGGER = "databento.live.protocol"
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.last: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text = f"{text}: {record.exc_info[1]}"
+        self.last = text
+
+    def __enter__(self) -> _ClientErrorTap:
+        logging.getLogger(self.LOGGER).addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger(self.LOGGER).removeHandler(self)
+
+
 class _PendingRecords:
     """Raw DBN bytes of the records of the batch being built."""
 
@@ -247,6 +274,7 @@ class DatabentoLiveFeed:
         self._dtype = np.dtype(self._record_cls._dtypes)
         self._live: databento.Live | None = None
         self._streaming = False
+        self._tap = _ClientErrorTap()
         self._reset()
 
     def _reset(self) -> None:
@@ -281,6 +309,7 @@ class DatabentoLiveFeed:
             raise RuntimeError("DatabentoLiveFeed.stream() is already being iterated")
         self._streaming = True
         self._reset()
+        self._tap.__enter__()
         supervisor = asyncio.create_task(self._supervise(), name="databento_live")
         timer = asyncio.create_task(self._flush_timer(), name="databento_live_flush")
         try:
@@ -303,6 +332,7 @@ class DatabentoLiveFeed:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             self._terminate()
+            self._tap.__exit__()
             self._streaming = False
 
     # -- output ---------------------------------------------------------------------------------
@@ -497,6 +527,7 @@ class DatabentoLiveFeed:
         pending = self._pending
         batch_max = self.settings.batch_max
         loop = asyncio.get_running_loop()
+        self._tap.last = None
         try:
             async for record in live:
                 if type(record) is record_cls:
@@ -516,6 +547,8 @@ class DatabentoLiveFeed:
                         return self._fatal
         except BentoError as exc:
             return f"session failed: {self.scrub(str(exc))}"
+        if self._tap.last is not None:
+            return f"the client closed the connection after an error: {self.scrub(self._tap.last)}"
         return "the gateway closed the connection"
 
     async def _wait_for_consumer(self) -> None:

@@ -40,6 +40,7 @@ class ConnectionPlan:
     abort: bool = False  # drop with a TCP reset instead of a clean close
     publish_while_down: int = 0  # records the market "publishes" while the client is away
     malformed_after: int | None = None  # send an undecodable record after this many records
+    malformed_gate: asyncio.Event | None = None  # wait for this before sending it
     error_after: int | None = None  # send an ErrorMsg after this many records, then close
     error_message: str = "internal gateway error"
     error_code: databento_dbn.ErrorCode = databento_dbn.ErrorCode.INTERNAL_ERROR
@@ -244,6 +245,8 @@ class LoopbackLiveGateway:
             await asyncio.sleep(0)
         sent = position - first
         if plan.malformed_after is not None and sent == plan.malformed_after:
+            if plan.malformed_gate is not None:
+                await plan.malformed_gate.wait()
             writer.write(MALFORMED_RECORD)
         elif plan.error_after is not None and sent == plan.error_after:
             last_ts = int(ts[position - 1]) if position else session_ts
