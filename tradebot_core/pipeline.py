@@ -24,7 +24,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -149,7 +149,7 @@ class Pipeline:
         self._schedule_day: date | None = None
         self._digest_sent: set[date] = set()
         self._margin_days: set[date | None] = set()
-        self._next_roll_ns = 0
+        self._started_day = False
         self.broker.on_fill = self._on_fill
 
     # -- building ----------------------------------------------------------------------------
@@ -284,8 +284,11 @@ class Pipeline:
             return
         self.summary.ticks += n
         ts = ticks["ts_event"]
-        if ts[0] >= self._next_roll_ns:
+        if not self._started_day:  # the first tick of the run starts its trading day
+            self._started_day = True
             self._roll_day(int(ts[0]))
+            day_plan = self._day_plan(trading_date(int(ts[0]), self._tz))
+            self._schedule = sorted(p for p in day_plan if p[0] > ts[0])
         cuts = self.engine.update(ticks, reveal=False)
         events: list[tuple[int, int, str]] = [
             (int(c), 1, "bar") for c in cuts
@@ -294,6 +297,10 @@ class Pipeline:
         while self._schedule and self._schedule[0][0] <= last:
             due, what = self._schedule.pop(0)
             events.append((int(np.searchsorted(ts, due, side="left")), 0, what))
+            if what == "roll":  # plan the next day now: its times may fall in this batch too
+                self._schedule = sorted(
+                    self._schedule + self._day_plan(trading_date(due, self._tz))
+                )
         if len(events) > 1:
             events.sort()
         start = 0
@@ -502,22 +509,28 @@ class Pipeline:
             if previous is not None and previous not in self._digest_sent:
                 self._send_digest(ts_ns, previous)
             self._publish_state("new_day", f"trading day {day}", ts_ns)
-            self._plan_day(day)
-        roll = datetime.combine(trading_date(ts_ns, self._tz), datetime.min.time(), self._tz)
-        self._next_roll_ns = int((roll + timedelta(hours=18)).timestamp() * 1e9)
 
-    def _plan_day(self, day: date) -> None:
-        """Scheduled times of a trading day, in exchange-local time, DST-aware."""
-        plan = []
+    def _day_plan(self, day: date) -> list[tuple[int, str]]:
+        """A trading day's scheduled cuts in exchange-local time (DST-aware): flatten, digest,
+        and the roll to the next day at 18:00. Being cuts, each happens at the same tick
+        whatever the batching."""
         risk = self.config.risk
-        for what, at in (("flatten", risk.flatten_at), ("digest", risk.digest_at)):
-            if at is not None:
-                moment = datetime.combine(day, at, self._tz)
-                plan.append((int(moment.timestamp() * 1e9), what))
-        self._schedule = sorted(p for p in plan if p[0] > self.last_ts_ns)
+        plan = [
+            (int(datetime.combine(day, at, self._tz).timestamp() * 1e9), what)
+            for what, at in (("flatten", risk.flatten_at), ("digest", risk.digest_at))
+            if at is not None
+        ]
+        roll = datetime.combine(day, _GLOBEX_ROLL_TIME, self._tz)
+        plan.append((int(roll.timestamp() * 1e9), "roll"))
+        return plan
 
     def _on_scheduled(self, what: str, ts_ns: int) -> None:
-        if what == "flatten":
+        if what == "roll":
+            self._roll_day(ts_ns)
+        elif what == "flatten":
+            if not (self.ledger.open or self.ledger.pending):
+                self.risk.close_entries()
+                return
             self.risk.close_entries()
             self.broker.flatten("auto-flatten", ts_ns)
             for bracket_id in list(self.ledger.pending):
@@ -664,6 +677,7 @@ class Pipeline:
         }
 
 
+_GLOBEX_ROLL_TIME = datetime.strptime("18:00", "%H:%M").time()
 _SECTION = {"feed": "feed", "regime": "regime", "router": "router", "broker": "broker"}
 
 

@@ -198,3 +198,36 @@ def test_bad_config_names_the_key_and_writes_no_journal(build_pipeline, tmp_path
             build_pipeline([session_ticks(100)], override, journal=journal)
         assert expected in str(error.value), (override, str(error.value))
     assert not journal.exists()
+
+
+def test_a_batch_spanning_two_trading_days_rolls_at_the_same_tick_as_small_batches(
+    build_pipeline, tmp_path
+):
+    # 16:30 ET to 19:30 ET: crosses the 18:00 ET roll to the next trading day
+    ticks = make_ticks(et(2024, 11, 13, 16, 30), 40_000, seed=21, step_ms=300)
+    outcomes = []
+    for batches in (1, 5_000):
+        journal = tmp_path / f"roll{batches}.db"
+        run(
+            build_pipeline(
+                [ticks],
+                f"feed.scripted.batches={batches}",
+                "risk.daily_loss_limit=-40",
+                journal=journal,
+            )
+        )
+        states = journal_rows(journal, "SELECT ts_ns, state, reason FROM session_state")
+        trades = journal_rows(journal, "SELECT entry_ts_ns, exit_ts_ns, net_pnl FROM trades")
+        digests = journal_rows(journal, "SELECT ts_ns FROM events WHERE kind = 'daily_digest'")
+        outcomes.append((states, trades, digests))
+    assert outcomes[0] == outcomes[1]
+    states = outcomes[0][0]
+    roll_ns = int(et(2024, 11, 13, 18, 0).timestamp() * 1e9)
+    new_days = [s for s in states if s["state"] == "new_day"]
+    assert [s["reason"] for s in new_days] == ["trading day 2024-11-13", "trading day 2024-11-14"]
+    first_after_roll = ticks["ts_event"][np.searchsorted(ticks["ts_event"], roll_ns)]
+    assert new_days[1]["ts_ns"] == first_after_roll
+    # the loss limit halted day one; day two trades again
+    assert any(s["state"] == "halted" and s["ts_ns"] < roll_ns for s in states)
+    assert any(t["entry_ts_ns"] > roll_ns for t in outcomes[0][1])
+    assert len(outcomes[0][2]) == 2
