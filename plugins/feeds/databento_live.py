@@ -288,7 +288,9 @@ class DatabentoLiveFeed:
         self._batch_started = asyncio.Event()
         self._fatal: str | None = None  # a gateway error that must stop the feed
         self._replay_refused = False
-        self._session_start_ns: int | None = None  # metadata start of the first session
+        # where the first session began: its metadata start, else the wall clock before it
+        self._session_start_ns: int | None = None
+        self._awaiting_metadata = False
         self._unexpected: set[str] = set()
 
     def __repr__(self) -> str:
@@ -397,6 +399,9 @@ class DatabentoLiveFeed:
                 start = self._dedup.arm(fallback_start=self._session_start_ns)
             else:
                 self._dedup.disarm()
+            if not connected_once:
+                self._session_start_ns = None
+                wall_start_ns = time.time_ns()
             try:
                 live = await self._connect(start)
             except _Fatal as exc:
@@ -413,6 +418,8 @@ class DatabentoLiveFeed:
                 continue
             if not connected_once:
                 connected_once = True
+                self._session_start_ns = wall_start_ns  # until the metadata says better
+                self._awaiting_metadata = True
                 self._status(
                     FeedStatusKind.CONNECTED,
                     f"{s.dataset} {s.schema_} {','.join(self._symbols)} session {live.session_id}",
@@ -540,8 +547,9 @@ class DatabentoLiveFeed:
                         self._flush()
                         await self._wait_for_consumer()
                 else:
-                    if self._session_start_ns is None and live.metadata is not None:
+                    if self._awaiting_metadata and live.metadata is not None:
                         self._session_start_ns = int(live.metadata.start)
+                        self._awaiting_metadata = False
                     self._on_other_record(record)
                     if self._fatal is not None:
                         return self._fatal

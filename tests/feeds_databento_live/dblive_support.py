@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,10 @@ def make_feed(gateway: LoopbackLiveGateway, **overrides: Any) -> DatabentoLiveFe
 
 
 async def collect(
-    feed: DatabentoLiveFeed, n_ticks: int | None, timeout: float = COLLECT_TIMEOUT_S
+    feed: DatabentoLiveFeed,
+    n_ticks: int | None,
+    timeout: float = COLLECT_TIMEOUT_S,
+    on_batch: Callable[[TickBatch], None] | None = None,
 ) -> tuple[list[TickBatch], list[FeedStatus], BaseException | None]:
     """Read the feed until ``n_ticks`` ticks came (or the stream ended or raised).
 
@@ -55,6 +59,8 @@ async def collect(
             async for item in stream:
                 if isinstance(item, TickBatch):
                     batches.append(item)
+                    if on_batch is not None:
+                        on_batch(item)
                     if n_ticks is not None and sum(map(len, batches)) >= n_ticks:
                         break
                 else:

@@ -67,6 +67,19 @@ async def test_several_drops_in_a_row(trade_records):
     assert len(gateway.sessions) == 5
 
 
+async def test_drop_before_any_trade_replays_from_the_session_start(trade_records):
+    plans = [ConnectionPlan(drop_after=0)]
+    async with LoopbackLiveGateway(trade_records, API_KEY, plans=plans) as gateway:
+        feed = make_feed(gateway)
+        batches, statuses, error = await collect(feed, len(trade_records))
+
+    assert error is None
+    np.testing.assert_array_equal(ticks_of(batches), records_to_ticks(trade_records))
+    # the first session's metadata start is where the replay begins
+    assert int(gateway.sessions[1].subscriptions[0]["start"]) == int(trade_records["ts_event"][0])
+    assert FeedStatusKind.GAP in [s.kind for s in statuses]
+
+
 async def test_without_replay_the_gap_says_ticks_are_missing(trade_records):
     # the gateway cannot replay (aged out): the feed resubscribes live; what the market
     # published meanwhile is lost, and the GAP status says so
