@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from itertools import pairwise
 
 import numpy as np
@@ -24,10 +25,18 @@ async def paced(
     stream: AsyncIterator[Item], speed: float | str, slice_wall_s: float = 0.1
 ) -> AsyncIterator[Item]:
     if speed == "max":
-        async for item in stream:
-            yield item
+        async with aclosing(stream):
+            async for item in stream:
+                yield item
         return
-    speed = float(speed)
+    async with aclosing(stream):
+        async for item in _paced(stream, float(speed), slice_wall_s):
+            yield item
+
+
+async def _paced(
+    stream: AsyncIterator[Item], speed: float, slice_wall_s: float
+) -> AsyncIterator[Item]:
     step_ns = max(1, int(slice_wall_s * speed * 1e9))
     anchor_ts: int | None = None
     anchor_wall = 0.0

@@ -23,6 +23,7 @@ import json
 import logging
 import time
 from collections import Counter
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -234,14 +235,16 @@ class Pipeline:
 
     async def _consume(self) -> None:
         speed = "max" if getattr(self.feed, "live", False) else self.config.feed.speed
-        async for item in paced(self.feed.stream(), speed):
-            if isinstance(item, FeedStatus):
-                self._on_feed_status(item)
-            else:
-                self.process_batch(item)
-            if self.stop_requested:
-                self.summary.exit = "stopped"
-                break
+        # aclosing: a stop (or an error) closes the feed's stream, and with it its connection
+        async with aclosing(paced(self.feed.stream(), speed)) as stream:
+            async for item in stream:
+                if isinstance(item, FeedStatus):
+                    self._on_feed_status(item)
+                else:
+                    self.process_batch(item)
+                if self.stop_requested:
+                    self.summary.exit = "stopped"
+                    break
         self._end_session(self.last_ts_ns)
 
     async def _finish(self) -> None:
