@@ -24,10 +24,12 @@ class TierChange:
 
 
 class Account:
-    def __init__(self, settings: AccountSettings, default_symbol: str) -> None:
+    def __init__(
+        self, settings: AccountSettings, default_symbol: str, balance: Decimal | None = None
+    ) -> None:
         self.settings = settings
         self.default_symbol = default_symbol
-        self.balance = settings.starting_balance
+        self.balance = settings.starting_balance if balance is None else balance
         self._tiers = sorted(settings.tiers, key=lambda t: t.min_balance)
         self.tier: Tier | None = self.tier_for(self.balance)
 

@@ -11,6 +11,7 @@ enough to call per bar.
 
 from __future__ import annotations
 
+import warnings
 from datetime import date, datetime, time
 from functools import cache
 from typing import Any
@@ -28,7 +29,9 @@ RTH_CLOSE = time(16, 0)
 def _calendar() -> Any:
     import exchange_calendars
 
-    return exchange_calendars.get_calendar(CALENDAR_NAME)
+    with warnings.catch_warnings():  # its pandas calls warn of pandas 4 changes: not ours to fix
+        warnings.simplefilter("ignore")
+        return exchange_calendars.get_calendar(CALENDAR_NAME)
 
 
 def trading_days(start: date, end: date) -> list[date]:
@@ -43,12 +46,17 @@ def trading_days(start: date, end: date) -> list[date]:
             f"the CME calendar covers {calendar.first_session.date()} to "
             f"{calendar.last_session.date()}, not {start} to {end}"
         )
-    return [s.date() for s in calendar.sessions_in_range(first.isoformat(), last.isoformat())]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sessions = calendar.sessions_in_range(first.isoformat(), last.isoformat())
+    return [s.date() for s in sessions]
 
 
 @cache
 def is_trading_day(day: date) -> bool:
-    return _calendar().is_session(day.isoformat())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(_calendar().is_session(day.isoformat()))
 
 
 @cache

@@ -47,8 +47,11 @@ class ConfigError(Exception):
     """A config problem a human can fix. ``problems`` holds one line per problem."""
 
     def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+    def __reduce__(self) -> tuple[type, tuple[list[str]]]:  # survive a trip to a worker process
+        return (type(self), (self.problems,))
 
 
 class _Strict(BaseModel):

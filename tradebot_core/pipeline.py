@@ -99,7 +99,10 @@ class Pipeline:
         loaded: LoadedConfig,
         manager: PluginManager,
         journal_path: str | Path | None = None,
+        starting_balance: Decimal | None = None,
     ) -> None:
+        """``starting_balance`` overrides the config's (a backtest day starts from the balance the
+        days before it left, which may be anything, even below zero)."""
         self.loaded = loaded
         self.config = cfg = loaded.config
         self.manager = manager
@@ -133,7 +136,7 @@ class Pipeline:
         self.history = self.engine.history
         self.ledger = Ledger(self.instruments)
         self.risk = RiskManager(cfg.risk)
-        self.account = Account(cfg.account, cfg.symbol)
+        self.account = Account(cfg.account, cfg.symbol, starting_balance)
         self.summary = RunSummary()
         self.journal: Journal | None = None
         self.regime_state: RegimeState | None = None

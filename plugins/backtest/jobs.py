@@ -36,8 +36,8 @@ def _manager() -> PluginManager:
     return PluginManager()
 
 
-def day_config(loaded: LoadedConfig, day: date, start_balance: Decimal) -> LoadedConfig:
-    """The config of one day: the feed set to that day, at full speed, quiet, its own balance."""
+def day_config(loaded: LoadedConfig, day: date) -> LoadedConfig:
+    """The config of one day: the feed set to that day, at full speed, quiet."""
     manager = _manager()
     feed = loaded.config.feed
     info = manager.get("feed", feed.plugin, loaded.where(("feed", "plugin")))
@@ -48,7 +48,6 @@ def day_config(loaded: LoadedConfig, day: date, start_balance: Decimal) -> Loade
             "feed.speed=max",
             "notifiers={}",
             "services={}",
-            f"account.starting_balance={start_balance}",
         ]
     )
 
@@ -73,8 +72,10 @@ class _Collector:
 def run_day(job: DayJob) -> dict[str, Any]:
     """Run one day; returns a JSON-ready result (no wall-clock values but ``wall_s``)."""
     started = time.perf_counter()
-    loaded = day_config(job.loaded, job.day, job.start_balance)
-    pipeline = Pipeline(loaded, _manager(), journal_path=":memory:")
+    loaded = day_config(job.loaded, job.day)
+    pipeline = Pipeline(
+        loaded, _manager(), journal_path=":memory:", starting_balance=job.start_balance
+    )
     collector = _Collector()
     pipeline.bus.subscribe(
         collector, [EventKind.TRADE_CLOSED, EventKind.TIER_CHANGE, EventKind.ROUTE_DECISION]

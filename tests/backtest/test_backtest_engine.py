@@ -35,8 +35,7 @@ def config(tmp_path, extra=""):
 def trades_of_run(loaded, day_ticks, balance):
     """The same day through a plain pipeline run, as `tradebot run` would do it."""
     ScriptedFeed.script = [day_ticks]
-    cfg = loaded.override([f"account.starting_balance={balance}"])
-    pipeline = Pipeline(cfg, kernel_manager(), journal_path=":memory:")
+    pipeline = Pipeline(loaded, kernel_manager(), journal_path=":memory:", starting_balance=balance)
     trades = []
     pipeline.bus.subscribe(
         lambda e: trades.append(e.payload.model_dump(mode="json")), [EventKind.TRADE_CLOSED]
