@@ -61,7 +61,7 @@ class DaskExecutor:
 
         futures = self._client.map(fn, jobs, pure=False)
         index = {future.key: i for i, future in enumerate(futures)}
-        for future in dask_completed(futures):
+        for future in dask_completed(futures, loop=self._client.loop):
             yield index[future.key], future.result()
 
     def close(self) -> None:
