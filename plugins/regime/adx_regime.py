@@ -2,10 +2,10 @@
 
 Per closed bar, in this order (the first rule that holds wins):
 
-1. **NO_TRADE** while the indicators warm up (ADX needs ``2 x adx_period`` bars), in the first
-   and last ``edge_minutes`` of the session (``session_start``-``session_end``, exchange time),
-   inside a configured news window, or when the bar's volume is below ``low_volume_fraction`` of
-   the median of the last 20 bars.
+1. **NO_TRADE** in the first and last ``edge_minutes`` of the session (``session_start``-
+   ``session_end``, exchange time), inside a configured news window, while the indicators warm
+   up (ADX needs ``2 x adx_period`` bars), or when the bar's volume is below
+   ``low_volume_fraction`` of the median of the last 20 bars (the reason says which).
 2. **VOLATILE** when ATR is above the ``volatile_percentile`` of its own last
    ``volatile_window`` values.
 3. **TRENDING_UP** when ADX > ``trend_adx`` and +DI > -DI, EMA fast > EMA slow, and the market
@@ -142,11 +142,11 @@ class AdxRegimeClassifier:
     def _raw(self, bars: np.ndarray) -> tuple[Regime, float, str]:
         bar = bars[-1]
         adx = self.adx.adx
-        if adx != adx or self.fast.value != self.fast.value or self.slow.value != self.slow.value:
-            return Regime.NO_TRADE, 1.0, "indicators warming up"
         edge = self._edge(int(bar["ts_open"]), int(bar["ts_close"]))
         if edge:
             return Regime.NO_TRADE, 1.0, edge
+        if adx != adx or self.fast.value != self.fast.value or self.slow.value != self.slow.value:
+            return Regime.NO_TRADE, 1.0, "indicators warming up"
         if len(self.volumes) >= 10:
             median = float(np.median(self.volumes))
             if bar["volume"] < self.s.low_volume_fraction * median:
