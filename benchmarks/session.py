@@ -63,6 +63,29 @@ def session_ticks(trades: int, symbol: str) -> np.ndarray:
     return generate_session(settings, InstrumentRegistry()[symbol], date(2024, 11, 13), seed=7)
 
 
+def time_decisions(pipeline: Pipeline) -> dict[str, float]:
+    """Accumulate the seconds spent in the regime classifier, the detectors and the router."""
+    spent = {"regime": 0.0, "detectors": 0.0, "router": 0.0}
+
+    def timed(obj: object, method: str, key: str) -> None:
+        call = getattr(obj, method)
+
+        def wrapper(*args: object) -> object:
+            t0 = time.perf_counter()
+            try:
+                return call(*args)
+            finally:
+                spent[key] += time.perf_counter() - t0
+
+        setattr(obj, method, wrapper)
+
+    timed(pipeline.regime, "classify", "regime")
+    for detector in pipeline.detectors:
+        timed(detector, "on_bar_closed", "detectors")
+    timed(pipeline.router, "route", "router")
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trades", type=int, default=750_000)
@@ -92,12 +115,13 @@ def main() -> None:
         manager.register(BenchmarkPlugin(), "benchmark")
         with tempfile.TemporaryDirectory() as tmp:
             pipeline = Pipeline(loaded, manager, journal_path=Path(tmp) / "bench.db")
+            decisions = time_decisions(pipeline)
             t0 = time.perf_counter()
             summary = asyncio.run(pipeline.run())
             wall = time.perf_counter() - t0
         if best is None or wall < best[0]:
-            best = (wall, summary)
-    wall, summary = best
+            best = (wall, summary, decisions)
+    wall, summary, decisions = best
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"footprint only (one numpy pass): {footprint_s * 1000:.1f} ms for {len(bars)} bars")
     print(
@@ -107,6 +131,9 @@ def main() -> None:
         f"  bars {summary.bars}, signals {summary.signals}, orders {summary.orders}, "
         f"trades {summary.trades}, net ${summary.net_pnl}"
     )
+    total = sum(decisions.values())
+    parts = ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in decisions.items())
+    print(f"  of which regime + detectors + router: {total * 1000:.1f} ms ({parts})")
     print(f"peak memory (max RSS of this process): {peak_mb:.0f} MB")
     if wall > 1.0:
         print("slower than the 1 s bound for a full session", file=sys.stderr)

@@ -29,6 +29,7 @@ Rules, so a detector author knows what the numbers mean:
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
@@ -218,6 +219,7 @@ class FootprintHistory:
         self._volume = np.zeros(4096, dtype=np.int64)
         self._nbars = 0
         self._nlevels = 0
+        self._last_levels: tuple[int, Any] = (-1, None)
 
     def __len__(self) -> int:
         return self._nbars
@@ -242,6 +244,14 @@ class FootprintHistory:
 
     def levels(self, index: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """``(price_ticks, bid_volume, ask_volume, volume)`` of bar ``index``, from low to high."""
+        if index == -1 and self._last_levels[0] == self._nbars:  # every detector asks for it
+            return self._last_levels[1]
+        levels = self._levels(index)
+        if index == -1:
+            self._last_levels = (self._nbars, levels)
+        return levels
+
+    def _levels(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         bar = self._bars[: self._nbars][index]
         start, count = int(bar["level_start"]), int(bar["level_count"])
         prices = np.arange(int(bar["low"]), int(bar["low"]) + count, dtype=np.int64)

@@ -212,6 +212,28 @@ def market_structure(high: np.ndarray, low: np.ndarray, lookback: int = 5) -> np
     return out
 
 
+def structure_of(highs: list[float], lows: list[float]) -> int:
+    """:func:`market_structure` of one window (its last value), for streaming use."""
+    steps = len(highs) - 1
+    up = sum(highs[i] > highs[i - 1] and lows[i] > lows[i - 1] for i in range(1, len(highs)))
+    down = sum(highs[i] < highs[i - 1] and lows[i] < lows[i - 1] for i in range(1, len(highs)))
+    majority = steps // 2 + 1
+    if up >= majority and highs[-1] == max(highs):
+        return 1
+    if down >= majority and lows[-1] == min(lows):
+        return -1
+    return 0
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """``numpy.percentile(values, q)`` (linear interpolation) of an already sorted list."""
+    position = (len(sorted_values) - 1) * q / 100
+    below = int(position)
+    above = min(below + 1, len(sorted_values) - 1)
+    fraction = position - below
+    return sorted_values[below] + (sorted_values[above] - sorted_values[below]) * fraction
+
+
 def _bars(high: np.ndarray, low: np.ndarray, close: np.ndarray):  # type: ignore[no-untyped-def]
     return zip(
         np.asarray(high, dtype=float).tolist(),

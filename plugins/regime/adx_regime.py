@@ -22,6 +22,8 @@ Indicators are kept as streaming states: each bar costs O(1), whatever the histo
 
 from __future__ import annotations
 
+import statistics
+from bisect import bisect_left, insort
 from collections import deque
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -33,7 +35,14 @@ from pydantic import Field, field_validator
 from tradebot_core import hookimpl
 from tradebot_core.components import PluginContext, PluginSettings
 from tradebot_core.footprint import FootprintHistory
-from tradebot_core.indicators import AdxState, AtrState, EmaState, VwapState, market_structure
+from tradebot_core.indicators import (
+    AdxState,
+    AtrState,
+    EmaState,
+    VwapState,
+    percentile,
+    structure_of,
+)
 from tradebot_core.types import Regime, RegimeState
 
 
@@ -83,6 +92,7 @@ class AdxRegimeClassifier:
         self.slow = EmaState(settings.ema_slow)
         self.vwap = VwapState()
         self.atr_window: deque[float] = deque(maxlen=settings.volatile_window)
+        self.atr_sorted: list[float] = []  # the same values, kept sorted for the percentile
         self.volumes: deque[int] = deque(maxlen=20)
         self.recent: deque[Regime] = deque(maxlen=5)
         self.news = [_parse_window(w) for w in settings.news_windows]
@@ -95,11 +105,11 @@ class AdxRegimeClassifier:
         self._seen = len(bars)
         bar = bars[-1]
         tick = float(history.instrument.tick_size)
-        regime, strength, reason = self._raw(bars)
+        structure = self._structure(bars)
+        regime, strength, reason = self._raw(bars, structure)
         self.recent.append(regime)
         agreement = sum(r is regime for r in self.recent) / len(self.recent)
         confidence = 1.0 if regime is Regime.NO_TRADE else 0.5 * agreement + 0.5 * strength
-        structure = self._structure(bars)
         return RegimeState(
             regime=regime,
             confidence=round(min(1.0, max(0.0, confidence)), 4),
@@ -122,7 +132,10 @@ class AdxRegimeClassifier:
         self.adx.update(high, low, close)
         atr = self.atr.update(high, low, close)
         if atr == atr:  # not NaN
+            if len(self.atr_window) == self.atr_window.maxlen:
+                del self.atr_sorted[bisect_left(self.atr_sorted, self.atr_window[0])]
             self.atr_window.append(atr)
+            insort(self.atr_sorted, atr)
         self.fast.update(close)
         self.slow.update(close)
         session = (self._local(int(bar["ts_open"])) + timedelta(hours=6)).date()
@@ -137,9 +150,9 @@ class AdxRegimeClassifier:
         if len(bars) < lookback:
             return 0
         recent = bars[-lookback:]
-        return int(market_structure(recent["high"], recent["low"], lookback)[-1])
+        return structure_of(recent["high"].tolist(), recent["low"].tolist())
 
-    def _raw(self, bars: np.ndarray) -> tuple[Regime, float, str]:
+    def _raw(self, bars: np.ndarray, structure: int) -> tuple[Regime, float, str]:
         bar = bars[-1]
         adx = self.adx.adx
         edge = self._edge(int(bar["ts_open"]), int(bar["ts_close"]))
@@ -148,17 +161,16 @@ class AdxRegimeClassifier:
         if adx != adx or self.fast.value != self.fast.value or self.slow.value != self.slow.value:
             return Regime.NO_TRADE, 1.0, "indicators warming up"
         if len(self.volumes) >= 10:
-            median = float(np.median(self.volumes))
+            median = float(statistics.median(self.volumes))
             if bar["volume"] < self.s.low_volume_fraction * median:
                 return Regime.NO_TRADE, 1.0, f"low volume: {bar['volume']} vs median {median:.0f}"
         if len(self.atr_window) >= self.atr_window.maxlen // 2:
-            threshold = float(np.percentile(self.atr_window, self.s.volatile_percentile))
+            threshold = percentile(self.atr_sorted, self.s.volatile_percentile)
             if threshold > 0 and self.atr.value > threshold:
                 strength = min(1.0, (self.atr.value / threshold - 1) * 4)
                 return Regime.VOLATILE, strength, f"ATR above its p{self.s.volatile_percentile:g}"
         trend = self.s.trend_adx
         if adx > trend:
-            structure = self._structure(bars)
             strength = min(1.0, (adx - trend) / trend)
             up = self.adx.plus_di > self.adx.minus_di and self.fast.value > self.slow.value
             down = self.adx.minus_di > self.adx.plus_di and self.fast.value < self.slow.value

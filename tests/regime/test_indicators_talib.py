@@ -71,3 +71,18 @@ def test_market_structure_rule():
     mixed_high = np.array([1, 3, 2, 4, 3.0])  # last high is not the highest
     assert ind.market_structure(mixed_high, mixed_high - 1, 5)[-1] == 0
     assert list(ind.market_structure(up_high, up_low, 5)[:4]) == [0, 0, 0, 0]
+
+
+def test_streaming_helpers_equal_their_numpy_versions():
+    rng = np.random.default_rng(11)
+    high = np.cumsum(rng.integers(-2, 3, 400)).astype(float)
+    low = high - rng.integers(0, 3, 400)
+    batch = ind.market_structure(high, low, 5)
+    streamed = [
+        ind.structure_of(list(high[i - 4 : i + 1]), list(low[i - 4 : i + 1])) for i in range(4, 400)
+    ]
+    assert streamed == list(batch[4:])
+    assert {-1, 0, 1} <= set(streamed)
+    values = sorted(rng.random(137).tolist())
+    for q in (0, 10, 50, 90, 99.5, 100):
+        assert ind.percentile(values, q) == pytest.approx(np.percentile(values, q), abs=1e-12)
