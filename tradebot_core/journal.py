@@ -227,6 +227,11 @@ def _decision(j: Journal, ts: int, p: dict[str, Any]) -> None:
 
 def _order(j: Journal, ts: int, p: dict[str, Any]) -> None:
     intent = p["intent"]
+    if p["status"] != "submitted":
+        j.db.execute(
+            "UPDATE orders SET status = ? WHERE bracket_id = ?", (p["status"], p["bracket_id"])
+        )
+        return
     j.db.execute(
         "INSERT INTO orders (bracket_id, run_id, ts_ns, symbol, direction, quantity, stop_ticks, "
         "target_ticks, pattern, reasons, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

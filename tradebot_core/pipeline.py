@@ -502,6 +502,21 @@ class Pipeline:
     def _end_session(self, ts_ns: int) -> None:
         if self.engine.flush(reveal=False):
             self._on_bar_closed(ts_ns)
+        # a market entry sent on the session's last bar can no longer fill: cancel it
+        for bracket_id in self.broker.cancel_entries("session ended"):
+            intent = self.ledger.pending.get(bracket_id)
+            self.ledger.cancelled(bracket_id)
+            self._publish(
+                EventKind.ORDER,
+                ts_ns,
+                {
+                    "bracket_id": bracket_id,
+                    "status": "cancelled",
+                    "intent": intent.model_dump(mode="json") if intent else None,
+                },
+                f"bracket {bracket_id} cancelled: the session ended before its entry",
+            )
+        self._save_state()
         day = self.risk.state.day
         if day is not None and day not in self._digest_sent and self.summary.ticks:
             self._send_digest(ts_ns)

@@ -208,8 +208,13 @@ class PluginManager:
             pass
         known = ", ".join(sorted(self.components[kind])) or "none"
         message = f"{where}: no {kind} plugin named {name!r} (installed: {known})"
-        for failure in self.failures:
-            message += f"; plugin {failure.plugin!r} failed to load: {failure.reason}"
+        same = [f for f in self.failures if f.plugin == name]
+        if same:
+            message += f"; plugin {name!r} failed to load: {same[0].reason}"
+        elif self.failures:
+            message += "; plugins that failed to load: " + ", ".join(
+                f.plugin for f in self.failures
+            )
         raise ConfigError([message])
 
     def build(

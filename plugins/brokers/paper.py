@@ -105,6 +105,12 @@ class PaperBroker:
                 bracket.state = "closed"
         self._working = [b for b in self._working if b.state != "closed"]
 
+    def cancel_entries(self, reason: str) -> list[str]:
+        """Drop brackets still waiting for their entry (a session ended under them)."""
+        cancelled = [b.bracket_id for b in self._working if b.state == "pending"]
+        self._working = [b for b in self._working if b.state != "pending"]
+        return cancelled
+
     def working_brackets(self) -> list[dict[str, Any]]:
         return [b.to_dict() for b in self._working]
 

@@ -231,3 +231,17 @@ def test_a_batch_spanning_two_trading_days_rolls_at_the_same_tick_as_small_batch
     assert any(s["state"] == "halted" and s["ts_ns"] < roll_ns for s in states)
     assert any(t["entry_ts_ns"] > roll_ns for t in outcomes[0][1])
     assert len(outcomes[0][2]) == 2
+
+
+def test_entries_still_pending_when_the_session_ends_are_cancelled(build_pipeline, tmp_path):
+    ticks = session_ticks(n=3_000, seed=4)
+    journal = tmp_path / "j.db"
+    pipeline = build_pipeline([ticks], journal=journal)
+    run(pipeline)
+    assert not pipeline.ledger.pending  # open positions may stay; unfilled entries may not
+    assert all(b["state"] == "open" for b in pipeline.broker.working_brackets())
+    statuses = {r["status"] for r in journal_rows(journal, "SELECT status FROM orders")}
+    assert "cancelled" in statuses
+    cancelled = journal_rows(journal, "SELECT bracket_id FROM orders WHERE status = 'cancelled'")
+    fills = journal_rows(journal, "SELECT bracket_id FROM fills")
+    assert not {c["bracket_id"] for c in cancelled} & {f["bracket_id"] for f in fills}
