@@ -236,7 +236,7 @@ def test_a_batch_spanning_two_trading_days_rolls_at_the_same_tick_as_small_batch
 def test_entries_still_pending_when_the_session_ends_are_cancelled(build_pipeline, tmp_path):
     ticks = session_ticks(n=3_000, seed=4)
     journal = tmp_path / "j.db"
-    pipeline = build_pipeline([ticks], journal=journal)
+    pipeline = build_pipeline([ticks], "risk.max_position=50", journal=journal)
     run(pipeline)
     assert not pipeline.ledger.pending  # open positions may stay; unfilled entries may not
     assert all(b["state"] == "open" for b in pipeline.broker.working_brackets())
