@@ -29,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from . import PROJECT_NAME, hookimpl, hookspecs
 from .components import NoSettings, PluginContext
 from .config import ConfigError, LoadedConfig, format_validation_error
+from .secrets import register_secrets_of
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +249,11 @@ class PluginManager:
         if problems:
             raise ConfigError(problems)
         try:
-            return info.settings_model.model_validate(raw_settings or {})
+            settings = info.settings_model.model_validate(raw_settings or {})
         except ValidationError as exc:
             raise ConfigError(format_validation_error(exc, loaded, path)) from None
+        register_secrets_of(settings)
+        return settings
 
 
 _KIND_METHODS = {
