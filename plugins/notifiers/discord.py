@@ -139,6 +139,8 @@ class DiscordSettings(PluginSettings):
     backoff_max_s: float = Field(default=30.0, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
     max_rate_limit_wait_s: float = Field(default=300.0, gt=0)
+    drain_timeout_s: float = Field(default=10.0, ge=0)
+    """At the end of a run, how long to keep delivering what is queued."""
 
 
 Undeliverable = Callable[[Event, str], None]
@@ -177,8 +179,10 @@ class DiscordNotifier:
             self._wakeup.set()
         self._task = asyncio.create_task(self._send_all(), name="discord-notifier")
 
-    async def stop(self, timeout_s: float = 10) -> None:
-        """Deliver what is queued for up to ``timeout_s``; report the rest as undeliverable."""
+    async def stop(self, timeout_s: float | None = None) -> None:
+        """Deliver what is queued for up to ``timeout_s`` (default ``drain_timeout_s``); report
+        the rest as undeliverable."""
+        timeout_s = self.settings.drain_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + timeout_s
         while (self._pending or self._busy) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
