@@ -1,7 +1,7 @@
 // tradebot dashboard: REST for the first paint, then the /ws stream. No dependencies.
 "use strict";
 
-const SHOWN_BARS = 12, MAX_ROWS = 80, RATIO = 3, MIN_IMB = 10, KEEP_ROWS = 100;
+const SHOWN_BARS = 12, MAX_ROWS = 90, RATIO = 3, MIN_IMB = 10, KEEP_ROWS = 100;
 const state = { bars: [], trades: [], signals: [] };
 const $ = (id) => document.getElementById(id);
 
@@ -15,18 +15,18 @@ function cls(el, v) { el.classList.toggle("pos", Number(v) > 0); el.classList.to
 
 // -- footprint -------------------------------------------------------------------------------------
 function renderFootprint() {
-  const bars = state.bars.slice(-SHOWN_BARS);
   const root = $("footprint");
   root.textContent = "";
-  if (!bars.length) { root.textContent = "waiting for the first bar to close..."; return; }
-  const step = tickOf(bars);
-  let hi = Math.max(...bars.map((b) => Number(b.high)));
-  let lo = Math.min(...bars.map((b) => Number(b.low)));
-  if ((hi - lo) / step + 1 > MAX_ROWS) {  // keep the latest bar in view
-    const last = bars[bars.length - 1];
-    const mid = (Number(last.high) + Number(last.low)) / 2;
-    hi = Math.min(hi, mid + step * MAX_ROWS / 2);
-    lo = Math.max(lo, hi - step * (MAX_ROWS - 1));
+  if (!state.bars.length) { root.textContent = "waiting for the first bar to close..."; return; }
+  const step = tickOf(state.bars.slice(-SHOWN_BARS));
+  // the newest bars whose prices fit on one ladder together (at least the newest three)
+  const bars = [];
+  let hi = -Infinity, lo = Infinity;
+  for (let i = state.bars.length - 1; i >= 0 && bars.length < SHOWN_BARS; i--) {
+    const b = state.bars[i];
+    const h = Math.max(hi, Number(b.high)), l = Math.min(lo, Number(b.low));
+    if (bars.length >= 3 && (h - l) / step + 1 > MAX_ROWS) break;
+    bars.unshift(b); hi = h; lo = l;
   }
   const prices = [];
   for (let p = hi; p >= lo - step / 2; p -= step) prices.push(Number(p.toFixed(6)));
