@@ -11,23 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from plugins.backtest.engine import run_backtest
 from plugins.backtest.executors import make_executor
+from plugins.feeds.demo import session_dates
 from tradebot_core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def weekdays(start: date, count: int) -> list[date]:
-    days, day = [], start
-    while len(days) < count:
-        if day.weekday() < 5:
-            days.append(day)
-        day += timedelta(days=1)
-    return days
 
 
 def main() -> None:
@@ -41,7 +33,7 @@ def main() -> None:
         args.config,
         [f"feed.demo.trades_per_session={args.trades}", "feed.plugin=demo", "feed.speed=max"],
     )
-    days = weekdays(date(2024, 10, 1), args.days)
+    days = session_dates(date(2024, 10, 1), args.days)
     executor = make_executor("local", args.workers)
     started = time.perf_counter()
     try:

@@ -6,9 +6,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+from pydantic import Field
 
+from tradebot_core.components import PluginSettings
 from tradebot_core.footprint import FootprintHistory
 from tradebot_core.types import Direction, Signal
+
+
+class DiagonalSettings(PluginSettings):
+    """The diagonal imbalance rule's settings, shared by the imbalance detectors."""
+
+    ratio: float = Field(default=3.0, ge=1.0)
+    min_volume: int = Field(default=10, ge=1)
+    zero_counts: bool = True
 
 
 @dataclass(frozen=True)

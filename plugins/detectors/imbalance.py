@@ -16,20 +16,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
+from tradebot_core.components import PluginContext
 from tradebot_core.footprint import FootprintHistory
 from tradebot_core.types import Direction, Signal
 
-from ._ladder import Ladder, diagonal_imbalances
+from ._ladder import DiagonalSettings, Ladder, diagonal_imbalances
 
 
-class ImbalanceSettings(PluginSettings):
-    ratio: float = Field(default=3.0, ge=1.0)
-    min_volume: int = Field(default=10, ge=1)
-    zero_counts: bool = True
+class ImbalanceSettings(DiagonalSettings):
+    pass
 
 
 class ImbalanceDetector:

@@ -13,18 +13,15 @@ from typing import Any
 from pydantic import Field
 
 from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
+from tradebot_core.components import PluginContext
 from tradebot_core.footprint import FootprintHistory
 from tradebot_core.types import Direction, Signal
 
-from ._ladder import Ladder, diagonal_imbalances, longest_run
+from ._ladder import DiagonalSettings, Ladder, diagonal_imbalances, longest_run
 
 
-class StackedImbalanceSettings(PluginSettings):
+class StackedImbalanceSettings(DiagonalSettings):
     levels: int = Field(default=3, ge=2)
-    ratio: float = Field(default=3.0, ge=1.0)
-    min_volume: int = Field(default=10, ge=1)
-    zero_counts: bool = True
 
 
 class StackedImbalanceDetector:
