@@ -37,8 +37,8 @@ CREATE TABLE IF NOT EXISTS signals (
     direction TEXT, price TEXT, strength REAL, detector TEXT, bar_ts_ns INTEGER, reason TEXT
 );
 CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY, run_id INTEGER, ts_ns INTEGER NOT NULL, pattern TEXT,
-    direction TEXT, approved INTEGER, reasons TEXT
+    id INTEGER PRIMARY KEY, run_id INTEGER, signal_id INTEGER, ts_ns INTEGER NOT NULL,
+    pattern TEXT, direction TEXT, approved INTEGER, reasons TEXT
 );
 CREATE TABLE IF NOT EXISTS orders (
     bracket_id TEXT PRIMARY KEY, run_id INTEGER, ts_ns INTEGER NOT NULL, symbol TEXT,
@@ -81,6 +81,7 @@ class Journal:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
         self.run_id: int | None = None
+        self.last_signal_id: int | None = None
         self._dirty = False
         self.db.execute("BEGIN")
 
@@ -192,7 +193,7 @@ def open_journal(path: str | Path) -> Iterator[Journal]:
 
 
 def _signal(j: Journal, ts: int, p: dict[str, Any]) -> None:
-    j.db.execute(
+    j.last_signal_id = j.db.execute(
         "INSERT INTO signals (run_id, ts_ns, symbol, pattern, direction, price, strength, "
         "detector, bar_ts_ns, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -207,15 +208,16 @@ def _signal(j: Journal, ts: int, p: dict[str, Any]) -> None:
             p["bar_ts_ns"],
             p["reason"],
         ),
-    )
+    ).lastrowid
 
 
 def _decision(j: Journal, ts: int, p: dict[str, Any]) -> None:
     j.db.execute(
-        "INSERT INTO decisions (run_id, ts_ns, pattern, direction, approved, reasons) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO decisions (run_id, signal_id, ts_ns, pattern, direction, approved, reasons) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             j.run_id,
+            j.last_signal_id,  # the pipeline decides on each signal right after journaling it
             ts,
             p["signal"]["pattern"],
             p["signal"]["direction"],

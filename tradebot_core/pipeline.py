@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import Counter
 from contextlib import aclosing
@@ -44,7 +45,7 @@ from .journal import JOURNALED, Journal
 from .ledger import Ledger, Position
 from .pacing import paced
 from .plugins import PluginManager
-from .risk import RiskManager, trading_date
+from .risk import RiskManager, RiskState, trading_date
 from .types import (
     Direction,
     EventKind,
@@ -159,8 +160,6 @@ class Pipeline:
     # -- building ----------------------------------------------------------------------------
 
     def _check_live(self) -> None:
-        import os
-
         if self.config.broker.plugin != "paper" and not (
             self.config.live.enabled and os.environ.get("TRADEBOT_LIVE") == "1"
         ):
@@ -638,8 +637,6 @@ class Pipeline:
         self.broker.restore(saved.get("brackets", []))
         self.account.balance = Decimal(saved.get("balance", str(self.account.balance)))
         self.account.tier = self.account.tier_for(self.account.balance)
-        from .risk import RiskState
-
         self.risk.state = RiskState.from_dict(saved.get("risk", {}))
         self._bracket_seq = int(saved.get("bracket_seq", 0))
         if reboot or self.ledger.open or self.ledger.pending:

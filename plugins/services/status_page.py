@@ -252,7 +252,7 @@ class StatusPage:
             self._journal_rows(
                 request,
                 "SELECT s.*, d.approved, d.reasons FROM signals s LEFT JOIN decisions d "
-                "ON d.rowid = s.rowid WHERE s.run_id = ? ORDER BY s.id DESC",
+                "ON d.signal_id = s.id WHERE s.run_id = ? ORDER BY s.id DESC",
             )
         )
 

@@ -245,3 +245,21 @@ def test_entries_still_pending_when_the_session_ends_are_cancelled(build_pipelin
     cancelled = journal_rows(journal, "SELECT bracket_id FROM orders WHERE status = 'cancelled'")
     fills = journal_rows(journal, "SELECT bracket_id FROM fills")
     assert not {c["bracket_id"] for c in cancelled} & {f["bracket_id"] for f in fills}
+
+
+def test_a_symbol_switch_keeps_the_open_positions_tick_value(build_pipeline, tmp_path):
+    ticks = session_ticks(n=20_000, seed=6)
+    journal = tmp_path / "j.db"
+    wide = ("router.approve_all.target_ticks=60", "router.approve_all.stop_ticks=60")
+    pipeline = build_pipeline([ticks[:10_000]], *wide, "symbol=MES", journal=journal)
+    run(pipeline)
+    assert pipeline.ledger.open, "a position must be open at the switch"
+    opened_before = next(iter(pipeline.ledger.open.values())).bracket_id
+    second = build_pipeline([ticks[10_000:]], *wide, "symbol=MES", journal=journal)
+    second.switch_symbol("ES")
+    run(second)
+    rows = journal_rows(journal, "SELECT bracket_id, symbol, tick_value FROM trades")
+    by_id = {r["bracket_id"]: r for r in rows}
+    assert by_id[opened_before]["tick_value"] == "1.25"  # opened as MES, closed as MES
+    later = [r for r in rows if r["bracket_id"].startswith("R2-")]
+    assert later and all((r["symbol"], r["tick_value"]) == ("ES", "12.50") for r in later)
