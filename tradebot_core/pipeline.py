@@ -247,7 +247,8 @@ class Pipeline:
                 if self.stop_requested:
                     self.summary.exit = "stopped"
                     break
-        self._end_session(self.last_ts_ns)
+        if not self.stop_requested:  # the feed ended: its last bar is complete
+            self._end_session(self.last_ts_ns)
 
     async def _finish(self) -> None:
         self.summary.wall_seconds = time.perf_counter() - self.started_wall

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from rich.console import Console
@@ -42,7 +43,8 @@ class ConsoleSettings(PluginSettings):
     kinds: list[EventKind] = Field(default_factory=lambda: list(DEFAULT_KINDS))
     stream: Literal["stdout", "stderr"] = "stderr"
     timestamps: Literal["exchange", "none"] = "exchange"
-    """Prefix each line with the event's exchange time (UTC), as replayed, not the wall clock."""
+    """Prefix each line with the event's time in exchange time (``timezone``), as replayed."""
+    timezone: str = "America/New_York"
 
 
 class ConsoleNotifier:
@@ -52,6 +54,7 @@ class ConsoleNotifier:
     def __init__(self, settings: ConsoleSettings, context: PluginContext | None) -> None:
         self.settings = settings
         self.kinds = settings.kinds
+        self.tz = ZoneInfo(settings.timezone)
         self.console = Console(file=sys.stdout if settings.stream == "stdout" else sys.stderr)
 
     def notify(self, event: Event) -> None:
@@ -60,7 +63,7 @@ class ConsoleNotifier:
     def render(self, event: Event) -> Text:
         line = Text()
         if self.settings.timestamps == "exchange" and event.ts_ns:
-            when = datetime.fromtimestamp(event.ts_ns / 1e9, UTC)
+            when = datetime.fromtimestamp(event.ts_ns / 1e9, self.tz)
             line.append(when.strftime("%Y-%m-%d %H:%M:%S "), style="dim")
         line.append(f"{event.kind.value:<15} ", style=_style(event))
         line.append(event.message or _fallback(event))

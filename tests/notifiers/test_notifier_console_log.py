@@ -24,7 +24,7 @@ def test_console_lines_carry_exchange_time_kind_message_and_colour(capsys):
     console = ConsoleNotifier(ConsoleSettings(stream="stdout"), None)
     console.notify(closed("13.76"))
     out = capsys.readouterr().out
-    assert "2024-11-13 14:30:00 trade_closed" in out and "net $13.76" in out
+    assert "2024-11-13 09:30:00 trade_closed" in out and "net $13.76" in out  # ET
     assert console.render(closed("13.76")).spans[-1].style == "bold green"
     assert console.render(closed("-4.50")).spans[-1].style == "bold red"
 
