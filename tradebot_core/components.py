@@ -81,6 +81,10 @@ class Feed(Protocol):
         the raw settings that make this feed play one trading day: used by ``tradebot replay``
         and by backtests, which run one day per job. A feed without it cannot be replayed by
         date.
+    ``prepare_days(self, days) -> str``
+        called once before a backtest of ``days`` (on a feed built for the whole range): fetch or
+        check what the day jobs will need (e.g. price and download missing days once); returns
+        a line for the user.
     """
 
     name: ClassVar[str]

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tradebot_core.config import ConfigError, LoadedConfig, load_config
+from tradebot_core.pipeline import Pipeline
 
 from . import report, stress
 from .engine import BacktestResult, run_backtest
@@ -106,6 +107,19 @@ def _run(
         executor.close()
 
 
+def prepare_feed(loaded: LoadedConfig, days: list[date]) -> None:
+    """Let the feed fetch once what the day jobs need (Databento: price and download)."""
+    from .jobs import _manager, day_config
+
+    feed = loaded.config.feed
+    info = _manager().get("feed", feed.plugin, loaded.where(("feed", "plugin")))
+    if not hasattr(info.cls, "prepare_days"):
+        return
+    # a feed set up as for the first day; prepare_days looks at every day it is given
+    pipeline = Pipeline(day_config(loaded, days[0]), _manager(), journal_path=":memory:")
+    click.echo(pipeline.feed.prepare_days(days), err=True)
+
+
 def _days(start: Any, end: Any) -> list[date]:
     days = trading_days(start.date(), end.date())
     if not days:
@@ -149,7 +163,9 @@ def backtest(
     results equal running the days one after another.
     """
     loaded = _load(config, symbol, overrides)
-    result = _run(loaded, _days(start, end), executor, workers, quiet)
+    days = _days(start, end)
+    prepare_feed(loaded, days)
+    result = _run(loaded, days, executor, workers, quiet)
     data = report.summary_data(result)
     report.print_report(data)
     save_run(db, result, data, executor)
@@ -180,6 +196,7 @@ def stress_command(
     """Stress-test CONFIG: more slippage, time of day, day of week, Monte Carlo."""
     loaded = _load(config, symbol, overrides)
     days = _days(start, end)
+    prepare_feed(loaded, days)
     base = _run(loaded, days, executor, workers, quiet, "baseline")
     from decimal import Decimal
 

@@ -111,6 +111,17 @@ class DatabentoFeed:
         name = f"{self.symbol_for(day).replace('/', '_')}-{day.isoformat()}.dbn.zst"
         return s.cache_dir / s.dataset / s.schema_ / name
 
+    def prepare_days(self, days: list[date]) -> str:
+        """Before a backtest: price the days not cached yet (one total, checked against the
+        budget) and download them, so the day jobs only read the cache."""
+        missing = [day for day in days if not self.cache_path(day).is_file()]
+        if not missing:
+            return f"Databento: all {len(days)} day(s) in the cache, nothing to pay"
+        cost = self._check_cost(missing)
+        for day in missing:
+            self._download(day, self.cache_path(day))
+        return f"Databento: downloaded {len(missing)} day(s) for ${cost.quantize(Decimal('0.01'))}"
+
     # -- the stream ----------------------------------------------------------------------------
 
     async def stream(self) -> AsyncIterator[TickBatch | FeedStatus]:
@@ -165,7 +176,7 @@ class DatabentoFeed:
             "end": end_ns,
         }
 
-    def _check_cost(self, missing: list[date]) -> None:
+    def _check_cost(self, missing: list[date]) -> Decimal:
         client = self._client()
         cost = Decimal("0")
         for day in missing:
@@ -183,6 +194,7 @@ class DatabentoFeed:
                 f"above feed.databento.budget_usd ${self.settings.budget_usd}: raise the budget "
                 "or set feed.databento.confirm: true"
             )
+        return cost
 
     def _download(self, day: date, path: Path) -> None:
         client = self._client()
