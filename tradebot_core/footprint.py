@@ -73,8 +73,7 @@ def compute_bars(
     n = len(ticks)
     ts = ticks["ts_event"]
     price = ticks["price"] // tick_fixed
-    size = ticks["size"].astype(np.int64)
-    side = ticks["side"]
+    size = ticks["size"]
 
     bar_id = ts // timeframe_ns
     starts = np.flatnonzero(np.diff(bar_id)) + 1
@@ -92,15 +91,6 @@ def compute_bars(
     low = np.minimum.reduceat(price, starts)
     bars["high"] = high
     bars["low"] = low
-
-    buy = np.where(side == 1, size, 0)
-    sell = np.where(side == -1, size, 0)
-    bars["volume"] = np.add.reduceat(size, starts)
-    bars["ask_volume"] = np.add.reduceat(buy, starts)
-    bars["bid_volume"] = np.add.reduceat(sell, starts)
-    delta = bars["ask_volume"] - bars["bid_volume"]
-    bars["delta"] = delta
-    bars["cum_delta"] = cum_delta_start + np.cumsum(delta)
     bars["trade_count"] = ends - starts
     bars["pv"] = np.add.reduceat(price * size, starts)
 
@@ -110,12 +100,21 @@ def compute_bars(
     bars["level_start"] = level_start
     total_levels = int(level_count.sum())
 
-    bar_of_tick = np.repeat(np.arange(nbars), ends - starts)
-    slot = level_start[bar_of_tick] + (price - low[bar_of_tick])
-    # bincount sums in float64: exact for integer volumes below 2**53
-    level_volume = np.bincount(slot, weights=size, minlength=total_levels).astype(np.int64)
-    level_ask = np.bincount(slot, weights=buy, minlength=total_levels).astype(np.int64)
-    level_bid = np.bincount(slot, weights=sell, minlength=total_levels).astype(np.int64)
+    # one pass over the trades: each (level, side) pair is a slot; side -1/0/+1 -> 0/1/2
+    slot = np.repeat(level_start - low, ends - starts) + price
+    by_side = np.bincount(  # float64 sums: exact for integer volumes below 2**53
+        slot * 3 + (ticks["side"] + 1), weights=size, minlength=3 * total_levels
+    )
+    by_side = by_side.astype(np.int64).reshape(total_levels, 3)
+    level_bid = np.ascontiguousarray(by_side[:, 0])
+    level_ask = np.ascontiguousarray(by_side[:, 2])
+    level_volume = by_side.sum(axis=1)
+    bars["volume"] = np.add.reduceat(level_volume, level_start)
+    bars["ask_volume"] = np.add.reduceat(level_ask, level_start)
+    bars["bid_volume"] = np.add.reduceat(level_bid, level_start)
+    delta = bars["ask_volume"] - bars["bid_volume"]
+    bars["delta"] = delta
+    bars["cum_delta"] = cum_delta_start + np.cumsum(delta)
 
     poc_index = _poc_index(level_volume, level_start)
     bars["poc"] = low + (poc_index - level_start)

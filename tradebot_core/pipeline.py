@@ -334,7 +334,9 @@ class Pipeline:
             self._drop(len(ticks), f"ticks of {batch.symbol} in a {self.data_symbol} pipeline")
             return ticks[:0]
         ts = ticks["ts_event"]
+        side = ticks["side"]
         ok = (ticks["size"] > 0) & (ticks["price"] % self.instrument.tick_fixed == 0)
+        ok &= (side >= -1) & (side <= 1)
         ordered = ts >= max(self.last_ts_ns, int(ts[0]))
         if not ordered.all() or (len(ts) > 1 and (np.diff(ts) < 0).any()):
             ordered &= ts >= np.maximum.accumulate(np.maximum(ts, self.last_ts_ns))
@@ -342,7 +344,7 @@ class Pipeline:
         if ok.all():
             return ticks
         bad = int((~ok).sum())
-        self._drop(bad, "size <= 0, price off the tick grid, or time going backwards")
+        self._drop(bad, "size <= 0, price off the tick grid, bad side, or time going backwards")
         return ticks[ok]
 
     def _drop(self, count: int, why: str) -> None:

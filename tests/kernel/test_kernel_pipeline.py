@@ -263,3 +263,19 @@ def test_a_symbol_switch_keeps_the_open_positions_tick_value(build_pipeline, tmp
     assert by_id[opened_before]["tick_value"] == "1.25"  # opened as MES, closed as MES
     later = [r for r in rows if r["bracket_id"].startswith("R2-")]
     assert later and all((r["symbol"], r["tick_value"]) == ("ES", "12.50") for r in later)
+
+
+def test_malformed_ticks_are_dropped_counted_and_the_run_goes_on(build_pipeline, tmp_path):
+    ticks = session_ticks(n=5_000, seed=9)
+    bad = ticks.copy()
+    bad["size"][10] = 0
+    bad["price"][20] += 1  # off the tick grid
+    bad["side"][30] = 7
+    bad["ts_event"][40] = bad["ts_event"][39] - 10**9  # back in time
+    pipeline = build_pipeline([bad], journal=tmp_path / "j.db")
+    summary = run(pipeline)
+    assert summary.dropped_ticks == 4
+    assert summary.ticks == len(ticks) - 4
+    assert pipeline.history.bars["volume"].sum() == ticks["size"].sum() - sum(
+        int(ticks["size"][i]) for i in (10, 20, 30, 40)
+    )
