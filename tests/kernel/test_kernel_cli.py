@@ -121,6 +121,8 @@ def test_demo_run_at_max_speed_trades_on_paper(repo_root, tmp_path):
             f"journal.path={journal}",
             "--set",
             "feed.demo.sessions=2",
+            "--set",
+            "services.status_page.port=0",
             "--summary-json",
             str(summary),
             "--quiet",
