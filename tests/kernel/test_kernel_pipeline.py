@@ -111,7 +111,10 @@ def test_daily_loss_limit_halts_entries_and_is_journaled(build_pipeline, tmp_pat
     assert halts and "daily loss limit" in halts[0]["reason"]
     first_loss = next(t for t in trades if Decimal(t["net_pnl"]) < 0)
     assert halts[0]["ts_ns"] == first_loss["exit_ts_ns"]
-    assert trades[-1] == first_loss or all(Decimal(t["net_pnl"]) >= 0 for t in trades[:-1])
+    entries_after = journal_rows(
+        journal, f"SELECT ts_ns FROM fills WHERE role = 'entry' AND ts_ns > {halts[0]['ts_ns']}"
+    )
+    assert entries_after == []  # halted: nothing new opened for the rest of the day
     rejected = (
         journal_rows(
             journal,
