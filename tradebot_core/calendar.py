@@ -1,93 +1,238 @@
-"""The CME trading calendar, in exchange time, from the maintained ``exchange_calendars`` package.
+"""Trading calendars in exchange time, from the maintained ``exchange_calendars`` package.
 
-A CME trading day D runs on Globex from 18:00 ET on the evening before D to 17:00 ET on D (earlier
-on early-close days); regular trading hours (RTH) are 09:30-16:00 ET, cut at the session's close
-on early-close days (e.g. 13:00 ET the day after Thanksgiving). Holidays have no session.
-DST is handled by the time zone: RTH opens at 13:30 UTC in summer, 14:30 UTC in winter.
+The module-level functions answer for the **CME equity index futures** (ES, MES, NQ...), from
+``exchange_calendars``' ``CMES`` calendar:
 
-The calendar is built once (lazily) and each day's bounds are cached, so the functions are cheap
-enough to call per bar.
+- a trading day D runs on Globex from 18:00 ET on the evening before D to 17:00 ET on D, or to
+  the early close (13:00 ET = 12:00 CT on the days ``CMES`` lists: the Monday holidays, July 4,
+  Thanksgiving, the day after, Christmas Eve);
+- New Year's Day, Good Friday and Christmas have no session;
+- regular trading hours (RTH) are 09:30-16:00 ET, cut at an early close;
+- a timestamp at or after 18:00 ET belongs to the next trading day (a Friday evening or a
+  holiday belongs to the next session: Christmas Day to December 26).
+
+``CMES`` itself closes at 17:00 CT (18:00 ET); the equity futures halt at 16:00 CT for their
+daily maintenance break, so the Globex close here is the earlier of the two.
+
+:func:`get` gives the same answers for any other ``exchange_calendars`` calendar: ``get("XNYS")``
+for US equities (sessions 09:30-16:00 ET, early closes at 13:00 ET).
+
+Times are ns since the Unix epoch, UTC; DST is handled by the time zone (RTH opens at 13:30 UTC in
+summer, 14:30 UTC in winter). Building a calendar takes a few tenths of a second, so each one is
+built once, lazily, and its sessions are precomputed into plain lists and dicts: every function
+here is a dict lookup or a bisection, cheap enough to call per bar.
 """
 
 from __future__ import annotations
 
+import bisect
+import threading
 import warnings
+from dataclasses import dataclass
 from datetime import date, datetime, time
-from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .risk import trading_date
+import numpy as np
 
 EXCHANGE_TZ = ZoneInfo("America/New_York")
-CALENDAR_NAME = "CMES"  # CME equity index futures (Globex)
+CALENDAR_NAME = "CMES"  # exchange_calendars' CME (Globex) calendar
+EQUITIES_CALENDAR = "XNYS"  # the NYSE: US equity sessions (the Polygon feed's days)
 RTH_OPEN = time(9, 30)
 RTH_CLOSE = time(16, 0)
+GLOBEX_CLOSE = time(17, 0)  # ET: CME equity futures halt 16:00-17:00 CT
+DAY_ROLL = time(18, 0)  # ET: the Globex open, where the next trading day starts
 
 
-@cache
-def _calendar() -> Any:
-    import exchange_calendars
+@dataclass(frozen=True)
+class DayBounds:
+    """One session, ns UTC: the whole session and its regular trading hours."""
 
-    with warnings.catch_warnings():  # its pandas calls warn of pandas 4 changes: not ours to fix
-        warnings.simplefilter("ignore")
-        return exchange_calendars.get_calendar(CALENDAR_NAME)
+    day: date
+    open_ns: int
+    close_ns: int
+    rth_open_ns: int
+    rth_close_ns: int
+    early_close: bool
+
+
+class TradingCalendar:
+    """The sessions of one ``exchange_calendars`` calendar, precomputed for fast lookups.
+
+    ``session_close`` (exchange-time wall clock, ET) caps every session's close; ``rth`` is the
+    regular-hours window (ET) inside each session. Use :func:`get` rather than building one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        session_close: time | None = None,
+        rth: tuple[time, time] = (RTH_OPEN, RTH_CLOSE),
+    ) -> None:
+        import exchange_calendars
+        import pandas as pd
+
+        self.name = name
+        with warnings.catch_warnings():  # its pandas calls warn of pandas 4 changes
+            warnings.simplefilter("ignore")
+            schedule = exchange_calendars.get_calendar(name).schedule
+        dates = pd.DatetimeIndex(schedule.index).tz_localize(None).normalize()
+
+        def wall(t: time) -> np.ndarray:  # t (ET) on every session date, ns UTC
+            local = dates + pd.Timedelta(hours=t.hour, minutes=t.minute)
+            utc = local.tz_localize(EXCHANGE_TZ).tz_convert("UTC")
+            return utc.as_unit("ns").asi8.astype(np.int64)
+
+        def column(key: str) -> np.ndarray:
+            return pd.DatetimeIndex(schedule[key]).as_unit("ns").asi8.astype(np.int64)
+
+        opens, closes = column("open"), column("close")
+        regular_close = wall(session_close) if session_close else closes
+        closes = np.minimum(closes, regular_close)
+        rth_open = np.maximum(wall(rth[0]), opens)
+        rth_close_regular = wall(rth[1])
+        rth_close = np.minimum(rth_close_regular, closes)
+        early = (closes < regular_close) | (rth_close < rth_close_regular)
+
+        self.days: list[date] = [d.date() for d in dates]
+        self._ordinals: list[int] = [d.toordinal() for d in self.days]
+        self._bounds: dict[date, DayBounds] = {
+            day: DayBounds(day, int(o), int(c), int(ro), int(rc), bool(e))
+            for day, o, c, ro, rc, e in zip(
+                self.days, opens, closes, rth_open, rth_close, early, strict=True
+            )
+        }
+        # the day roll of each session: 18:00 ET on its date; a timestamp belongs to the first
+        # session whose roll is later than it
+        self._rolls = wall(DAY_ROLL)
+        self._roll_list: list[int] = self._rolls.tolist()
+        self._day_array = np.array(self._ordinals, dtype=np.int64)
+        self._first_open = int(opens[0])
+
+    @property
+    def first_day(self) -> date:
+        return self.days[0]
+
+    @property
+    def last_day(self) -> date:
+        return self.days[-1]
+
+    def trading_days(self, start: date, end: date) -> list[date]:
+        """Sessions from ``start`` to ``end``, both included."""
+        if end < start:
+            return []
+        if end < self.first_day or start > self.last_day:
+            raise ValueError(
+                f"the {self.name} calendar covers {self.first_day} to {self.last_day}, "
+                f"not {start} to {end}"
+            )
+        lo = bisect.bisect_left(self._ordinals, start.toordinal())
+        hi = bisect.bisect_right(self._ordinals, end.toordinal())
+        return self.days[lo:hi]
+
+    def is_trading_day(self, day: date) -> bool:
+        self._check_covered(day)
+        return day in self._bounds
+
+    def bounds(self, day: date) -> DayBounds:
+        """Everything about session ``day``; a ValueError if there is none."""
+        try:
+            return self._bounds[day]
+        except KeyError:
+            self._check_covered(day)
+            raise ValueError(f"{day} is not a {self.name} trading day") from None
+
+    def session_bounds(self, day: date) -> tuple[int, int]:
+        b = self.bounds(day)
+        return b.open_ns, b.close_ns
+
+    def rth_bounds(self, day: date) -> tuple[int, int]:
+        b = self.bounds(day)
+        return b.rth_open_ns, b.rth_close_ns
+
+    def is_early_close(self, day: date) -> bool:
+        return self.bounds(day).early_close
+
+    def trading_date_of(self, ts_ns: int) -> date:
+        """The session a timestamp belongs to: after 18:00 ET, the next session."""
+        i = bisect.bisect_right(self._roll_list, int(ts_ns))
+        if i == len(self.days) or (i == 0 and ts_ns < self._first_open):
+            raise ValueError(
+                f"{et_time(ts_ns):%Y-%m-%d %H:%M} ET is outside the {self.name} calendar "
+                f"({self.first_day} to {self.last_day})"
+            )
+        return self.days[i]
+
+    def trading_dates_of(self, ts_ns: np.ndarray) -> np.ndarray:
+        """:meth:`trading_date_of` for an array of timestamps: ``datetime64[D]`` values."""
+        i = np.searchsorted(self._rolls, np.asarray(ts_ns, dtype=np.int64), side="right")
+        if len(i) and i.max() >= len(self.days):
+            raise ValueError(f"timestamps past the {self.name} calendar's end ({self.last_day})")
+        ordinals = self._day_array[i]
+        return (ordinals - date(1970, 1, 1).toordinal()).astype("datetime64[D]")
+
+    def _check_covered(self, day: date) -> None:
+        if not self.first_day <= day <= self.last_day:
+            raise ValueError(
+                f"{day} is outside the {self.name} calendar ({self.first_day} to "
+                f"{self.last_day}); a newer exchange_calendars covers later years"
+            )
+
+
+_CALENDAR_OPTIONS: dict[str, dict[str, Any]] = {CALENDAR_NAME: {"session_close": GLOBEX_CLOSE}}
+_calendars: dict[str, TradingCalendar] = {}
+_lock = threading.Lock()
+
+
+def get(name: str = CALENDAR_NAME) -> TradingCalendar:
+    """The calendar ``name`` (an ``exchange_calendars`` code), built once on first use."""
+    calendar = _calendars.get(name)
+    if calendar is None:
+        with _lock:
+            calendar = _calendars.get(name)
+            if calendar is None:
+                calendar = TradingCalendar(name, **_CALENDAR_OPTIONS.get(name, {}))
+                _calendars[name] = calendar
+    return calendar
 
 
 def trading_days(start: date, end: date) -> list[date]:
     """CME trading days from ``start`` to ``end``, both included."""
-    if end < start:
-        return []
-    calendar = _calendar()
-    first = max(start, calendar.first_session.date())
-    last = min(end, calendar.last_session.date())
-    if last < first:
-        raise ValueError(
-            f"the CME calendar covers {calendar.first_session.date()} to "
-            f"{calendar.last_session.date()}, not {start} to {end}"
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sessions = calendar.sessions_in_range(first.isoformat(), last.isoformat())
-    return [s.date() for s in sessions]
+    return get().trading_days(start, end)
 
 
-@cache
 def is_trading_day(day: date) -> bool:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return bool(_calendar().is_session(day.isoformat()))
+    """Whether CME Globex has a session for trading day ``day``."""
+    return get().is_trading_day(day)
 
 
-@cache
 def session_bounds(day: date) -> tuple[int, int]:
-    """Globex open and close of trading day ``day``, ns UTC."""
-    if not is_trading_day(day):
-        raise ValueError(f"{day} is not a CME trading day")
-    row = _calendar().schedule.loc[day.isoformat()]
-    return int(row["open"].value), int(row["close"].value)
+    """Globex open (18:00 ET the evening before) and close (17:00 ET or early) of ``day``."""
+    return get().session_bounds(day)
 
 
-@cache
 def rth_bounds(day: date) -> tuple[int, int]:
     """Regular trading hours of ``day``, ns UTC: 09:30 ET to 16:00 ET or the early close."""
-    _, close = session_bounds(day)
-    open_ns = int(datetime.combine(day, RTH_OPEN, EXCHANGE_TZ).timestamp()) * 10**9
-    rth_close = int(datetime.combine(day, RTH_CLOSE, EXCHANGE_TZ).timestamp()) * 10**9
-    return open_ns, min(rth_close, close)
+    return get().rth_bounds(day)
 
 
 def is_early_close(day: date) -> bool:
-    return (
-        rth_bounds(day)[1] < int(datetime.combine(day, RTH_CLOSE, EXCHANGE_TZ).timestamp()) * 10**9
-    )
+    """Whether Globex closes early on ``day`` (13:00 ET on the CMES calendar's half days)."""
+    return get().is_early_close(day)
 
 
 def trading_date_of(ts_ns: int) -> date:
-    """The trading day a timestamp belongs to (after 18:00 ET: the next day)."""
-    return trading_date(ts_ns, EXCHANGE_TZ)
+    """The CME trading day a timestamp belongs to (at or after 18:00 ET: the next session)."""
+    return get().trading_date_of(ts_ns)
 
 
 def et_time(ts_ns: int) -> datetime:
-    """A timestamp in exchange time."""
-    return datetime.fromtimestamp(ts_ns / 1e9, EXCHANGE_TZ)
+    """A timestamp (ns UTC) as an aware datetime in exchange time (US Eastern)."""
+    seconds, ns = divmod(int(ts_ns), 10**9)
+    return datetime.fromtimestamp(seconds, EXCHANGE_TZ).replace(microsecond=ns // 1000)
+
+
+def et_clock(ts_ns: int) -> time:
+    """The exchange-time wall clock of a timestamp (e.g. ``09:30``), for time-of-day rules."""
+    return et_time(ts_ns).time()
