@@ -2,22 +2,22 @@
 
 **DBN** (``.dbn``, ``.dbn.zst``; schemas trades, tbbo, mbp-1, mbo), read with Databento's own
 ``DBNStore`` in chunks of ``batch_size`` records; only trade records become ticks and the
-aggressor side comes from the record (``B`` buyer, ``A`` seller). A file holding several
-instruments needs ``symbol:`` (a raw symbol such as ``ESH4``), resolved through the file's own
-symbology.
+aggressor side comes from the record (``B`` buyer, ``A`` seller). The instrument is found through
+the file's own symbology: ``symbol:`` names one of the symbols the file was requested with (a
+raw symbol such as ``ESH4``, or ``ES.c.0``); a file of one symbol needs none.
 
 **CSV / Parquet** (``.csv``, ``.csv.gz``, ``.parquet``): one trade per row with columns
 
 | column | what |
 |---|---|
 | ``ts_event`` | ns since the epoch (integer) or ISO-8601 UTC text (``2024-11-13T14:30:00.5Z``) |
-| ``price`` | decimal text (``5000.25``, exact), or a float snapped to the tick grid |
-| ``size`` | contracts, > 0 |
+| ``price`` | decimal text (``5000.25``, exact), a decimal, or a float snapped to the tick grid |
+| ``size`` | contracts, a whole number > 0 |
 | ``side`` | aggressor: ``B``/``buy``/``1`` or ``A``/``sell``/``-1``; anything else is unknown |
 
 Rows that cannot be read (no price, size <= 0, a price off the tick grid, a bad timestamp) are
-dropped and counted, and a warning names the file and the rows. A missing file is an error that
-names it.
+dropped and counted, and a warning names the file and the lines (DBN: the record numbers). A
+missing or unreadable file is an error that names it.
 
 Each file is one or more sessions: the feed says ``SESSION_START``/``SESSION_END`` around every
 CME trading day in it (days roll at 18:00 ET). With ``date:`` set, only that trading day plays
@@ -27,9 +27,12 @@ CME trading day in it (days roll at 18:00 ET). With ``date:`` set, only that tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import glob
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from datetime import date as Date  # a setting is called 'date'
 from pathlib import Path
@@ -50,16 +53,20 @@ log = logging.getLogger(__name__)
 
 DBN_SUFFIXES = (".dbn", ".dbn.zst")
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+RECORD_TYPES = {"trades": 0x00, "tbbo": 0x01, "mbp-1": 0x01, "mbo": 0xA0}
+"""The DBN record type (``rtype``) of each schema this feed reads."""
+SHOWN = 10  # malformed lines named in a warning
 
 
 class FileFeedSettings(PluginSettings):
     path: str | list[str]
     """A file, a glob (``data/*.dbn.zst``) or a list of either, played in name order."""
     symbol: str | None = None
-    """For DBN files holding several instruments: the raw symbol to play (e.g. ``ESH4``)."""
+    """For DBN files holding several symbols: the one to play (e.g. ``ESH4``)."""
     date: Date | None = None
     """Play only this CME trading day."""
     batch_size: int = Field(default=10_000, ge=1)
+    """Records read (DBN) or ticks yielded (CSV, Parquet) at a time."""
 
     @field_validator("path")
     @classmethod
@@ -74,6 +81,7 @@ class FileFeedError(Exception):
 
 
 def resolve_paths(spec: str | list[str]) -> list[Path]:
+    """The files a ``path`` setting names, globs expanded in name order; each must exist."""
     paths: list[Path] = []
     for item in [spec] if isinstance(spec, str) else spec:
         matches = sorted(glob.glob(item)) if any(c in item for c in "*?[") else [item]
@@ -91,7 +99,19 @@ def resolve_paths(spec: str | list[str]) -> list[Path]:
     return paths
 
 
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One symbology interval: ``instrument_id`` stands for the symbol from ``start_ns`` to
+    ``end_ns`` (UTC days, as in DBN metadata)."""
+
+    instrument_id: int
+    start_ns: int
+    end_ns: int
+
+
 class FileFeed:
+    """Replays trade files, one session per CME trading day in each file."""
+
     name = "file"
     Settings = FileFeedSettings
 
@@ -104,38 +124,40 @@ class FileFeed:
         except FileFeedError as exc:
             raise ValueError(str(exc)) from None
         self.dropped = 0
+        """Rows or trades dropped as malformed so far."""
 
     @classmethod
     def day_settings(cls, settings: dict[str, Any], day: date) -> dict[str, Any]:
         return {**settings, "date": day.isoformat()}
 
     async def stream(self) -> AsyncIterator[TickBatch | FeedStatus]:
+        wanted = self.settings.date
         for path in self.paths:
             open_day: date | None = None
+            last_ts = 0
             for ticks in self._chunks(path):
-                for day, part in self._by_day(ticks):
-                    if self.settings.date is not None and day != self.settings.date:
+                for day, part in split_by_day(ticks):
+                    if wanted is not None and day != wanted:
                         continue
                     if day != open_day:
                         if open_day is not None:
-                            yield _status(FeedStatusKind.SESSION_END, part, 0, open_day)
+                            yield _status(FeedStatusKind.SESSION_END, last_ts, open_day)
                         open_day = day
-                        yield _status(FeedStatusKind.SESSION_START, part, 0, day)
+                        yield _status(FeedStatusKind.SESSION_START, int(part["ts_event"][0]), day)
                     yield TickBatch(self.symbol, part)
+                    last_ts = int(part["ts_event"][-1])
                     await asyncio.sleep(0)
+                if wanted is not None and trading_date_of(int(ticks["ts_event"][-1])) > wanted:
+                    break  # files are in time order: the day is over
             if open_day is not None:
-                yield FeedStatus(
-                    kind=FeedStatusKind.SESSION_END, ts_ns=self._last_ts, detail=str(open_day)
-                )
+                yield _status(FeedStatusKind.SESSION_END, last_ts, open_day)
 
     # -- reading -----------------------------------------------------------------------------
 
     def _chunks(self, path: Path) -> Iterator[np.ndarray]:
-        self._last_ts = 0
         reader = self._dbn if path.name.endswith(DBN_SUFFIXES) else self._table
         for ticks in reader(path):
             if len(ticks):
-                self._last_ts = int(ticks["ts_event"][-1])
                 yield ticks
 
     def _dbn(self, path: Path) -> Iterator[np.ndarray]:
@@ -143,31 +165,94 @@ class FileFeed:
 
         try:
             store = databento.DBNStore.from_file(path)
+            schema = str(store.schema) if store.schema is not None else ""
         except Exception as exc:
             raise FileFeedError(f"{path}: not a readable DBN file: {exc}") from exc
-        instrument_id = self._instrument_id(store, path)
-        for records in store.to_ndarray(count=self.settings.batch_size):
-            yield self._checked(records_to_ticks(records, instrument_id), path)
+        if schema not in RECORD_TYPES:
+            raise FileFeedError(
+                f"{path}: schema {schema or 'mixed'!r} holds no trades the feed can read "
+                f"(use one of {', '.join(RECORD_TYPES)})"
+            )
+        intervals = self._intervals(store, path)
+        first = 0  # file position of the chunk's first record
+        chunks = store.to_ndarray(count=self.settings.batch_size)
+        while True:
+            try:
+                records = next(chunks)
+            except StopIteration:
+                return
+            except Exception as exc:
+                raise FileFeedError(f"{path}: cannot be read past record {first}: {exc}") from exc
+            yield self._dbn_ticks(records, schema, intervals, path, first)
+            first += len(records)
 
-    def _instrument_id(self, store: Any, path: Path) -> int | None:
+    def _dbn_ticks(
+        self,
+        records: np.ndarray,
+        schema: str,
+        intervals: list[Interval] | None,
+        path: Path,
+        first: int,
+    ) -> np.ndarray:
+        """One chunk of records -> checked ticks; malformed records and trades are dropped."""
+        broken = (records["rtype"] != RECORD_TYPES[schema]) | (
+            records["length"].astype(np.int64) * 4 != records.dtype.itemsize
+        )
+        keep = ~broken
+        if intervals is None:
+            ids = np.unique(records["instrument_id"][keep])
+            if len(ids) > 1:
+                raise FileFeedError(
+                    f"{path} holds several instruments (ids {', '.join(map(str, ids[:5]))}) and "
+                    "no symbology to tell them apart: it cannot be replayed as one instrument"
+                )
+        else:
+            keep &= _in_intervals(records, intervals)
+        keep &= records["action"] == b"T"
+        positions = np.flatnonzero(keep)
+        ticks = records_to_ticks(records[positions])
+        bad = (ticks["size"] <= 0) | (ticks["price"] % self.instrument.tick_fixed != 0)
+        lines = np.concatenate([np.flatnonzero(broken), positions[bad]])
+        if len(lines):
+            lines.sort()
+            self._warn(path, "malformed records", first + lines, base=1, what="records")
+            return ticks[~bad]
+        return ticks
+
+    def _intervals(self, store: Any, path: Path) -> list[Interval] | None:
+        """Which instrument ids (and when) stand for the symbol to play; None: no symbology."""
         mappings = store.metadata.mappings or {}
         wanted = self.settings.symbol
         if wanted is None:
+            if not mappings:
+                return None
             if len(mappings) > 1:
                 raise FileFeedError(
-                    f"{path} holds {len(mappings)} instruments ({', '.join(sorted(mappings))}): "
+                    f"{path} holds {len(mappings)} symbols ({', '.join(sorted(mappings))}): "
                     "choose one with feed.file.symbol"
                 )
-            return None
+            wanted = next(iter(mappings))
         if wanted not in mappings:
             known = ", ".join(sorted(mappings)) or "none"
             raise FileFeedError(f"{path}: no symbol {wanted!r} in this file (it has: {known})")
-        ids = {int(interval["symbol"]) for interval in mappings[wanted]}
-        if len(ids) != 1:
-            raise FileFeedError(f"{path}: {wanted} maps to several instrument ids {sorted(ids)}")
-        return ids.pop()
+        intervals = []
+        for interval in mappings[wanted]:
+            try:
+                instrument_id = int(interval["symbol"])
+            except ValueError:
+                raise FileFeedError(
+                    f"{path}: symbol {wanted!r} maps to {interval['symbol']!r}, not to an "
+                    "instrument id: this file's symbology cannot be used"
+                ) from None
+            intervals.append(
+                Interval(
+                    instrument_id, _day_ns(interval["start_date"]), _day_ns(interval["end_date"])
+                )
+            )
+        return intervals
 
     def _table(self, path: Path) -> Iterator[np.ndarray]:
+        import pyarrow as pa
         import pyarrow.csv
         import pyarrow.parquet
 
@@ -175,56 +260,50 @@ class FileFeed:
             if path.name.endswith(".parquet"):
                 table = pyarrow.parquet.read_table(path)
             else:
-                options = pyarrow.csv.ConvertOptions(
-                    column_types={"price": pyarrow.string(), "side": pyarrow.string()}
-                )
+                text = {column: pa.string() for column in ("price", "side", "size")}
+                options = pyarrow.csv.ConvertOptions(column_types=text)
                 table = pyarrow.csv.read_csv(path, convert_options=options)
         except Exception as exc:
             raise FileFeedError(f"{path}: cannot be read: {exc}") from exc
         missing = {"ts_event", "price", "size"} - set(table.column_names)
         if missing:
-            raise FileFeedError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            raise FileFeedError(
+                f"{path}: missing column(s) {', '.join(sorted(missing))} "
+                "(a trade file needs ts_event, price, size and optionally side)"
+            )
         ticks, bad = table_to_ticks(table, self.instrument)
         if bad.any():
-            rows = np.flatnonzero(bad)
-            shown = ", ".join(str(r + 2) for r in rows[:10])  # + header, 1-based
-            log.warning(
-                "%s: dropped %d malformed rows (lines %s%s)",
-                path,
-                len(rows),
-                shown,
-                "..." if len(rows) > 10 else "",
-            )
-            self.dropped += len(rows)
+            # CSV: line 1 is the header; Parquet: rows counted from 1 as well
+            base = 2 if not path.name.endswith(".parquet") else 1
+            self._warn(path, "malformed rows", np.flatnonzero(bad), base=base, what="lines")
         order = np.argsort(ticks["ts_event"], kind="stable")
         ticks = ticks[order]
         for start in range(0, len(ticks), self.settings.batch_size):
             yield ticks[start : start + self.settings.batch_size]
 
-    def _checked(self, ticks: np.ndarray, path: Path) -> np.ndarray:
-        bad = (ticks["size"] <= 0) | (ticks["price"] % self.instrument.tick_fixed != 0)
-        if bad.any():
-            log.warning("%s: dropped %d malformed trades", path, int(bad.sum()))
-            self.dropped += int(bad.sum())
-            return ticks[~bad]
-        return ticks
+    def _warn(self, path: Path, label: str, rows: np.ndarray, base: int, what: str) -> None:
+        shown = ", ".join(str(int(r) + base) for r in rows[:SHOWN])
+        more = "..." if len(rows) > SHOWN else ""
+        log.warning("%s: dropped %d %s (%s %s%s)", path, len(rows), label, what, shown, more)
+        self.dropped += len(rows)
 
-    def _by_day(self, ticks: np.ndarray) -> Iterator[tuple[date, np.ndarray]]:
-        """Split a chunk where it crosses 18:00 ET, the CME day roll."""
-        ts = ticks["ts_event"]
-        first, last = trading_date_of(int(ts[0])), trading_date_of(int(ts[-1]))
-        if first == last:
-            yield first, ticks
-            return
-        day, start = first, 0
-        while day < last:
-            roll = datetime.combine(day, time(18), EXCHANGE_TZ)
-            cut = int(np.searchsorted(ts, int(roll.timestamp()) * 10**9, side="left"))
-            if cut > start:
-                yield day, ticks[start:cut]
-            start, day = cut, day + timedelta(days=1)
-        if start < len(ticks):
-            yield last, ticks[start:]
+
+def split_by_day(ticks: np.ndarray) -> Iterator[tuple[date, np.ndarray]]:
+    """Split time-ordered ticks where they cross 18:00 ET, the CME trading-day roll."""
+    ts = ticks["ts_event"]
+    first, last = trading_date_of(int(ts[0])), trading_date_of(int(ts[-1]))
+    if first == last:
+        yield first, ticks
+        return
+    day, start = first, 0
+    while day < last:
+        roll = datetime.combine(day, time(18), EXCHANGE_TZ)
+        cut = int(np.searchsorted(ts, int(roll.timestamp()) * 10**9, side="left"))
+        if cut > start:
+            yield day, ticks[start:cut]
+        start, day = max(start, cut), day + timedelta(days=1)
+    if start < len(ticks):
+        yield last, ticks[start:]
 
 
 def table_to_ticks(table: Any, instrument: Instrument) -> tuple[np.ndarray, np.ndarray]:
@@ -232,68 +311,148 @@ def table_to_ticks(table: Any, instrument: Instrument) -> tuple[np.ndarray, np.n
     n = table.num_rows
     ts, ts_bad = _timestamps(table.column("ts_event"))
     price, price_bad = _prices(table.column("price"), instrument)
-    size_col = table.column("size").to_numpy(zero_copy_only=False)
-    size_bad = ~np.isfinite(size_col.astype(float)) | (size_col.astype(float) <= 0)
-    size = np.where(size_bad, 0, size_col.astype(float)).astype(np.int64)
-    size_bad |= size != np.where(size_bad, 0, size_col.astype(float))  # fractional sizes
+    size, size_bad = _sizes(table.column("size"))
     side = np.zeros(n, dtype=np.int8)
     if "side" in table.column_names:
-        text = np.char.lower(np.asarray(table.column("side").to_pylist(), dtype=str))
-        side = np.where(np.isin(text, ["b", "buy", "1", "+1"]), 1, 0)
-        side = np.where(np.isin(text, ["a", "s", "sell", "-1"]), -1, side).astype(np.int8)
+        side = _sides(table.column("side"))
     bad = ts_bad | price_bad | size_bad
-    ticks = np.empty(int((~bad).sum()), dtype=TICK_DTYPE)
-    ticks["ts_event"] = ts[~bad]
-    ticks["price"] = price[~bad]
-    ticks["size"] = size[~bad]
-    ticks["side"] = side[~bad]
+    good = ~bad
+    ticks = np.empty(int(good.sum()), dtype=TICK_DTYPE)
+    ticks["ts_event"] = ts[good]
+    ticks["price"] = price[good]
+    ticks["size"] = size[good]
+    ticks["side"] = side[good]
     return ticks, bad
 
 
+_ISO = re.compile(
+    r"^(\d{4}-\d\d-\d\d)[T ](\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)?$", re.IGNORECASE
+)
+
+
 def _timestamps(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """ns integers or ISO-8601 text -> (ns since the epoch, bad mask)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if pa.types.is_integer(column.type):
-        values = column.to_numpy(zero_copy_only=False)
-        return values.astype(np.int64), values <= 0
+        values = column.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        return values, values <= 0
     if pa.types.is_timestamp(column.type):
-        values = column.cast(pa.timestamp("ns")).to_numpy(zero_copy_only=False)
-        return values.astype("datetime64[ns]").astype(np.int64), np.isnat(values)
-    text = [str(v).strip().removesuffix("Z").removesuffix("+00:00") for v in column.to_pylist()]
-    out = np.zeros(len(text), dtype=np.int64)
-    bad = np.zeros(len(text), dtype=bool)
-    for i, value in enumerate(text):
+        values = pc.cast(column, pa.timestamp("ns", tz=column.type.tz)).cast(pa.int64())
+        bad = pc.is_null(values).to_numpy(zero_copy_only=False)
+        return values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), bad
+    text = pc.utf8_trim_whitespace(column.cast(pa.string()))
+    for kind in (pa.timestamp("ns", tz="UTC"), pa.timestamp("ns")):  # all with offsets, or none
         try:
-            out[i] = np.datetime64(value, "ns").astype(np.int64)
-        except ValueError:
+            values = pc.cast(text, kind).cast(pa.int64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        bad = pc.is_null(values).to_numpy(zero_copy_only=False)
+        return values.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64), bad
+    # mixed or partly broken: one value at a time (only on this slow path)
+    strings = text.to_pylist()
+    out = np.zeros(len(strings), dtype=np.int64)
+    bad = np.zeros(len(strings), dtype=bool)
+    for i, value in enumerate(strings):
+        parsed = _iso_ns(value)
+        if parsed is None:
             bad[i] = True
+        else:
+            out[i] = parsed
     return out, bad
 
 
+def _iso_ns(value: str | None) -> int | None:
+    match = _ISO.match(value or "")
+    if match is None:
+        return None
+    day, clock, fraction, zone = match.groups()
+    try:
+        seconds = int(np.datetime64(f"{day}T{clock}", "s").astype(np.int64))
+    except ValueError:
+        return None
+    ns = seconds * 10**9 + int((fraction or "").ljust(9, "0"))
+    if zone and zone.upper() != "Z":
+        sign = 1 if zone[0] == "+" else -1
+        digits = zone[1:].replace(":", "")
+        ns -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60) * 10**9
+    return ns
+
+
 def _prices(column: Any, instrument: Instrument) -> tuple[np.ndarray, np.ndarray]:
+    """Prices -> (fixed-point, bad mask). Text and decimals are exact; floats snap to the grid."""
     import pyarrow as pa
 
     tick = instrument.tick_fixed
     if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
         values = column.to_numpy(zero_copy_only=False).astype(float)
-        ticks = np.rint(values * PRICE_SCALE / tick)
-        bad = ~np.isfinite(values) | (np.abs(values * PRICE_SCALE - ticks * tick) > 1e-6 * tick)
+        with np.errstate(invalid="ignore"):
+            ticks = np.rint(values * PRICE_SCALE / tick)
+            off = np.abs(values * PRICE_SCALE - ticks * tick) > 1e-6 * tick
+        bad = ~np.isfinite(values) | off
         return np.where(bad, 0, ticks).astype(np.int64) * tick, bad
-    text = np.asarray([("" if v is None else str(v).strip()) for v in column.to_pylist()])
-    unique, inverse = np.unique(text, return_inverse=True)
+    # text or decimal: few distinct prices, each parsed exactly with Decimal
+    text = column.cast(pa.string()).fill_null("").to_numpy(zero_copy_only=False).astype(str)
+    unique, inverse = np.unique(np.char.strip(text), return_inverse=True)
     fixed = np.zeros(len(unique), dtype=np.int64)
     ok = np.zeros(len(unique), dtype=bool)
-    for i, value in enumerate(unique.tolist()):  # few distinct prices: exact Decimal parsing
+    for i, value in enumerate(unique.tolist()):
         try:
             fixed[i] = instrument.to_fixed(value)
             ok[i] = fixed[i] % tick == 0
-        except (ValueError, ArithmeticError):
+        except (ValueError, ArithmeticError, OverflowError):
             ok[i] = False
     return fixed[inverse], ~ok[inverse]
 
 
-def _status(kind: FeedStatusKind, ticks: np.ndarray, index: int, day: date) -> FeedStatus:
-    return FeedStatus(kind=kind, ts_ns=int(ticks["ts_event"][index]), detail=str(day))
+def _sizes(column: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Sizes -> (contracts, bad mask): a whole number from 1 to 2**31 - 1."""
+    import pyarrow as pa
+
+    if pa.types.is_floating(column.type) or pa.types.is_integer(column.type):
+        values = column.to_numpy(zero_copy_only=False).astype(float)
+    else:
+        text = column.cast(pa.string()).fill_null("").to_numpy(zero_copy_only=False).astype(str)
+        unique, inverse = np.unique(np.char.strip(text), return_inverse=True)
+        parsed = np.full(len(unique), np.nan)
+        for i, value in enumerate(unique.tolist()):
+            with contextlib.suppress(ValueError):
+                parsed[i] = float(value)
+        values = parsed[inverse]
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (values <= 0) | (values >= 2**31) | (values % 1 != 0)
+    return np.where(bad, 0, values).astype(np.int64), bad
+
+
+def _sides(column: Any) -> np.ndarray:
+    """Aggressor text or numbers -> +1 buy, -1 sell, 0 unknown."""
+    import pyarrow as pa
+
+    text = column.cast(pa.string()).fill_null("").to_numpy(zero_copy_only=False).astype(str)
+    text = np.char.lower(np.char.strip(text))
+    side = np.where(np.isin(text, ["b", "buy", "1", "+1", "1.0"]), 1, 0)
+    return np.where(np.isin(text, ["a", "s", "sell", "-1", "-1.0"]), -1, side).astype(np.int8)
+
+
+def _in_intervals(records: np.ndarray, intervals: list[Interval]) -> np.ndarray:
+    """Records whose instrument stands for the symbol at their time (``ts_recv``, as DBN)."""
+    ts = records["ts_recv"] if "ts_recv" in records.dtype.names else records["ts_event"]
+    ts = ts.astype(np.int64)
+    ids = records["instrument_id"]
+    keep = np.zeros(len(records), dtype=bool)
+    for interval in intervals:
+        keep |= (ids == interval.instrument_id) & (ts >= interval.start_ns) & (ts < interval.end_ns)
+    return keep
+
+
+def _day_ns(day: date) -> int:
+    """Midnight UTC of ``day``, in ns since the epoch."""
+    return (day - date(1970, 1, 1)).days * 86_400 * 10**9
+
+
+def _status(kind: FeedStatusKind, ts_ns: int, day: date) -> FeedStatus:
+    return FeedStatus(kind=kind, ts_ns=ts_ns, detail=str(day))
 
 
 @hookimpl
