@@ -1,242 +1,428 @@
 """The ``polygon`` feed: US equity trades (SPY, QQQ...) from Polygon.io's REST API.
 
-Two modes, both through the official ``polygon`` client, one NYSE trading day at a time
-(regular hours 09:30-16:00 ET, early closes respected):
+Two modes, both through the official ``polygon`` client, one NYSE session at a time (the
+``XNYS`` calendar of :mod:`tradebot_core.calendar`: 09:30-16:00 ET, 13:00 ET on early closes,
+no extended hours):
 
 ``trades`` (default)
-    v3 trades, every page followed through ``next_url``. ``sip_timestamp`` (ns) is the event
+    v3 trades, every page followed through ``next_url``; ``sip_timestamp`` (ns) is the event
     time. Polygon gives no aggressor side, so it is inferred by the **tick rule**: a trade above
-    the previous price is a buy, below a sell, at the same price the side of the last change
-    (unknown until the first change).
+    the previous price is a buy, below it a sell, at the same price the side of the last change
+    (unknown, 0, until the session's first change).
 ``aggregates``
-    v2 one-minute bars turned into simulated ticks: each bar walks its path at tick resolution,
-    open -> low -> high -> close for a rising bar (close >= open) and open -> high -> low -> close
-    for a falling one, the bar's volume spread evenly over the path's prices (the remainder on
-    the close), timestamps evenly spaced inside the minute; sides by the tick rule.
+    v2 one-minute bars (unadjusted, like trades) turned into simulated ticks: see
+    :func:`bar_ticks`.
 
-Prices are JSON numbers: they are rounded to the instrument's tick (a cent), so sub-penny prints
-land on the nearest cent. Sizes are rounded to whole shares, at least one (fractional-share
-trades). A record without a price or with a size <= 0 is dropped, counted and logged.
+Conversions (docs/feeds-polygon.md has the reasons):
 
-429 and 5xx answers are retried by the client (urllib3, honouring ``Retry-After``), ``retries``
-times; after that, or on any other error, the feed stops with Polygon's message and never the
-API key (the client sends it in a header, and the kernel scrubs it from every log line).
+- prices are JSON floats: made exact on the 1e-9 grid (``rint(price * 1e9)``: exact for any price
+  with at most 9 decimals), then put on the instrument's tick (a cent) by rounding half up;
+  sub-penny prints (midpoint crosses, price improvement) move to the nearest cent;
+- sizes may be fractional (fractional-share trades): rounded half up to whole shares, and a
+  positive size under half a share counts as one share, so the print keeps its place in the tape;
+- a record without a price, timestamp or size, with a price or size <= 0, or outside the session
+  is dropped, counted (``dropped``) and logged; the feed goes on.
+
+Ticks are converted page by page (``batch_size`` trades at a time, the tick rule carried across),
+so the first batch leaves before the day is downloaded.
+
+429 and 5xx answers are retried by the client's urllib3 pool, ``retries`` times, honouring
+``Retry-After`` and backing off exponentially; each retry is logged. After that, or on any other
+error, the feed stops with :class:`PolygonError`: Polygon's own message, never the API key (the
+client sends the key in a header, and the message is scrubbed as well).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import date
-from functools import cache
+from itertools import islice, pairwise
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
+from urllib3 import PoolManager
+from urllib3.util.retry import Retry
 
-from tradebot_core import hookimpl
+from tradebot_core import calendar, hookimpl
+from tradebot_core.calendar import DayBounds
 from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.instruments import Instrument, root_symbol
+from tradebot_core.instruments import root_symbol
 from tradebot_core.secrets import redact, register_secret
-from tradebot_core.types import TICK_DTYPE, FeedStatus, FeedStatusKind, TickBatch
+from tradebot_core.types import (
+    PRICE_SCALE,
+    FeedStatus,
+    FeedStatusKind,
+    TickBatch,
+    empty_ticks,
+)
 
 log = logging.getLogger(__name__)
 
+RETRY_STATUSES = (413, 429, 499, 500, 502, 503, 504)  # the official client's list
+MINUTE_NS = 60 * 10**9
+
 
 class PolygonSettings(PluginSettings):
+    """``feed: {plugin: polygon, polygon: {...}}``."""
+
     api_key: SecretStr | None = None
     """Default: the POLYGON_API_KEY environment variable."""
-    ticker: str | None = None
+    ticker: str | None = Field(default=None, pattern=r"^[A-Z][A-Z0-9.]{0,9}$")
     """Default: the run's symbol (SPY, QQQ)."""
     start: date | None = None
+    """First session to play (required)."""
     end: date | None = None
+    """Last session to play (default: ``start``)."""
     mode: Literal["trades", "aggregates"] = "trades"
-    base_url: str = "https://api.polygon.io"
+    base_url: str = Field(default="https://api.polygon.io", pattern=r"^https?://[^/\s]+$")
+    """Where the API is (scheme and host, no path); tests point it at a loopback server."""
     page_limit: int = Field(default=50_000, ge=1, le=50_000)
-    retries: int = Field(default=3, ge=0)
+    """Records per page (Polygon's maximum is 50,000)."""
+    retries: int = Field(default=3, ge=0, le=20)
+    """How many times a 429, 5xx or dropped connection is retried before the feed stops."""
+    backoff_s: float = Field(default=0.5, ge=0.0, le=60.0)
+    """Exponential backoff factor between retries (urllib3's): 0, 2x, 4x... seconds."""
+    timeout_s: float = Field(default=30.0, gt=0.0)
     batch_size: int = Field(default=10_000, ge=1)
+    """Trades per TickBatch (and per conversion step)."""
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> PolygonSettings:
+        if self.start and self.end and self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
 
 
 class PolygonError(Exception):
-    """A Polygon request that failed; Polygon's message, without the key."""
+    """A Polygon request that failed: Polygon's message, never the API key."""
 
 
-@cache
-def _nyse() -> Any:
-    import warnings
+class _LoggedRetry(Retry):
+    """urllib3's Retry, saying each retry in the log (the URL carries no key)."""
 
-    import exchange_calendars
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return exchange_calendars.get_calendar("XNYS")
-
-
-def nyse_days(start: date, end: date) -> list[tuple[date, int, int]]:
-    """(day, open ns, close ns) of each NYSE session from start to end."""
-    import warnings
-
-    calendar = _nyse()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        schedule = calendar.schedule.loc[start.isoformat() : end.isoformat()]
-        return [
-            (day.date(), int(row["open"].value), int(row["close"].value))
-            for day, row in schedule.iterrows()
-        ]
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: Any = None,
+        error: Exception | None = None,
+        _pool: Any = None,
+        _stacktrace: Any = None,
+    ) -> Retry:
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)  # or raises
+        why = f"HTTP {response.status}" if response is not None else type(error).__name__
+        log.warning(
+            "polygon: %s for %s; retry %d", why, (url or "").split("?")[0], len(retry.history)
+        )
+        return retry
 
 
 class PolygonFeed:
+    """Plays Polygon trades (or minute bars) of one ticker, session by session."""
+
     name = "polygon"
     Settings = PolygonSettings
 
     def __init__(self, settings: PolygonSettings, context: PluginContext) -> None:
+        if settings.start is None:
+            raise ValueError("set feed.polygon.start (the first trading day to play)")
         self.settings = settings
         self.symbol = context.symbol
         self.instrument = context.instrument
         self.ticker = settings.ticker or root_symbol(context.symbol)
-        key = settings.api_key.get_secret_value() if settings.api_key else None
-        self._key = key or os.environ.get("POLYGON_API_KEY") or ""
-        if self._key:
-            register_secret(self._key)
-        if settings.start is None:
-            raise ValueError("set feed.polygon.start (the first trading day to play)")
+        key = settings.api_key.get_secret_value() if settings.api_key else ""
+        self._key = key or os.environ.get("POLYGON_API_KEY", "")
+        if not self._key:
+            raise ValueError("no Polygon API key: set POLYGON_API_KEY or feed.polygon.api_key")
+        register_secret(self._key)
         self.dropped = 0
+        self.snapped = 0  # sub-penny prices moved to the tick grid
 
     @classmethod
     def day_settings(cls, settings: dict[str, Any], day: date) -> dict[str, Any]:
+        """The settings that play session ``day`` alone (replays and backtests)."""
         return {**settings, "start": day.isoformat(), "end": day.isoformat()}
 
-    async def stream(self) -> AsyncIterator[TickBatch | FeedStatus]:
+    def days(self) -> list[DayBounds]:
+        """The NYSE sessions from start to end."""
         start = self.settings.start
         assert start is not None
-        for day, open_ns, close_ns in nyse_days(start, self.settings.end or start):
-            ticks = await asyncio.to_thread(self._day, open_ns, close_ns)
-            if not len(ticks):
-                continue
-            yield FeedStatus(kind=FeedStatusKind.SESSION_START, ts_ns=open_ns, detail=str(day))
-            for i in range(0, len(ticks), self.settings.batch_size):
-                yield TickBatch(self.symbol, ticks[i : i + self.settings.batch_size])
-                await asyncio.sleep(0)
-            yield FeedStatus(kind=FeedStatusKind.SESSION_END, ts_ns=close_ns, detail=str(day))
+        nyse = calendar.get(calendar.EQUITIES_CALENDAR)
+        return [nyse.bounds(d) for d in nyse.trading_days(start, self.settings.end or start)]
+
+    async def stream(self) -> AsyncIterator[TickBatch | FeedStatus]:
+        client = self._client()
+        for day in self.days():
+            chunks = self._chunks(client, day)
+            started = False
+            while (ticks := await asyncio.to_thread(next, chunks, None)) is not None:
+                if not len(ticks):
+                    continue
+                if not started:
+                    started = True
+                    yield FeedStatus(
+                        kind=FeedStatusKind.SESSION_START, ts_ns=day.open_ns, detail=str(day.day)
+                    )
+                yield TickBatch(self.symbol, ticks)
+            if started:
+                yield FeedStatus(
+                    kind=FeedStatusKind.SESSION_END, ts_ns=day.close_ns, detail=str(day.day)
+                )
+            else:
+                log.warning("polygon: no %s for %s on %s", self.settings.mode, self.ticker, day.day)
 
     # -- requests ------------------------------------------------------------------------------
 
     def _client(self) -> Any:
         from polygon import RESTClient
 
-        if not self._key:
-            raise PolygonError("no Polygon API key: set POLYGON_API_KEY or feed.polygon.api_key")
-        return RESTClient(
-            api_key=self._key, base=self.settings.base_url, retries=self.settings.retries
+        s = self.settings
+        client = RESTClient(
+            api_key=self._key,
+            base=s.base_url,
+            retries=s.retries,
+            connect_timeout=s.timeout_s,
+            read_timeout=s.timeout_s,
+        )
+        retry = _LoggedRetry(
+            total=s.retries,
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=s.backoff_s,
+            respect_retry_after_header=True,
+            raise_on_status=False,  # the last answer reaches the client: Polygon's message
+        )
+        pool = getattr(client, "client", None)
+        if isinstance(pool, PoolManager):
+            pool.connection_pool_kw["retries"] = retry
+        else:  # a future client: keep its own retries (same statuses, less readable errors)
+            log.warning("polygon: unknown client internals; using the client's own retries")
+        return client
+
+    def _chunks(self, client: Any, day: DayBounds) -> Iterator[np.ndarray]:
+        """Tick arrays of one session, ``batch_size`` records at a time, sides carried across."""
+        prev_price, prev_side = 0, 0
+        records = self._records(client, day)
+        while True:
+            with self._errors(day):
+                rows = list(islice(records, self.settings.batch_size))
+            if not rows:
+                return
+            ticks = self._to_ticks(rows, day)
+            if len(ticks):
+                ticks["side"] = tick_rule(ticks["price"], prev_price, prev_side)
+                prev_price, prev_side = int(ticks["price"][-1]), int(ticks["side"][-1])
+            yield ticks
+
+    def _records(self, client: Any, day: DayBounds) -> Iterator[Any]:
+        s = self.settings
+        if s.mode == "trades":
+            return iter(
+                client.list_trades(
+                    self.ticker,
+                    timestamp_gte=day.open_ns,
+                    timestamp_lt=day.close_ns,
+                    limit=s.page_limit,
+                    sort="timestamp",
+                    order="asc",
+                )
+            )
+        return iter(
+            client.list_aggs(
+                self.ticker,
+                1,
+                "minute",
+                day.open_ns // 1_000_000,
+                day.close_ns // 1_000_000 - 1,
+                adjusted=False,
+                sort="asc",
+                limit=s.page_limit,
+            )
         )
 
-    def _day(self, open_ns: int, close_ns: int) -> np.ndarray:
-        client = self._client()
+    def _to_ticks(self, rows: list[Any], day: DayBounds) -> np.ndarray:
+        tick = self.instrument.tick_fixed
+        if self.settings.mode == "trades":
+            ts = np.array([_int_or(r.sip_timestamp) for r in rows], dtype=np.int64)
+            price = np.array([r.price for r in rows], dtype=float)
+            size = np.array([r.size for r in rows], dtype=float)
+            ticks, bad, snapped = trades_to_ticks(ts, price, size, tick)
+            bad |= (ticks["ts_event"] < day.open_ns) | (ticks["ts_event"] >= day.close_ns)
+            ticks, dropped, what = ticks[~bad], int(bad.sum()), "trades"
+            self.snapped += snapped
+        else:
+            ticks, dropped = bars_to_ticks(rows, tick, day.open_ns, day.close_ns)
+            what = "minute bars"
+        if dropped:
+            self.dropped += dropped
+            log.warning(
+                "polygon %s %s: dropped %d malformed %s (missing or non-positive price, size "
+                "or timestamp, or outside the session); %d so far",
+                self.ticker,
+                day.day,
+                dropped,
+                what,
+                self.dropped,
+            )
+        return ticks[np.argsort(ticks["ts_event"], kind="stable")]
+
+    def _errors(self, day: DayBounds) -> _PolygonErrors:
+        return _PolygonErrors(f"{self.settings.mode} of {self.ticker} on {day.day}", self.settings)
+
+
+class _PolygonErrors:
+    """Turns whatever the client raised into a PolygonError a human can act on."""
+
+    def __init__(self, what: str, settings: PolygonSettings) -> None:
+        self.what, self.settings = what, settings
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, PolygonError):
+            return False
+        raise PolygonError(redact(self.message(exc))) from None
+
+    def message(self, exc: BaseException) -> str:
+        text = str(exc)
         try:
-            if self.settings.mode == "trades":
-                return self._trades(client, open_ns, close_ns)
-            return self._aggregates(client, open_ns, close_ns)
-        except PolygonError:
-            raise
-        except Exception as exc:  # the client's BadResponse, urllib3's MaxRetryError...
-            raise PolygonError(redact(f"Polygon: {type(exc).__name__}: {exc}")) from None
-
-    def _trades(self, client: Any, open_ns: int, close_ns: int) -> np.ndarray:
-        ts, price, size = [], [], []
-        for trade in client.list_trades(
-            self.ticker,
-            timestamp_gte=open_ns,
-            timestamp_lt=close_ns,
-            limit=self.settings.page_limit,
-            sort="timestamp",
-            order="asc",
-        ):
-            ts.append(trade.sip_timestamp)
-            price.append(trade.price)
-            size.append(trade.size)
-        return self._ticks(ts, price, size)
-
-    def _ticks(self, ts: list, price: list, size: list) -> np.ndarray:
-        ts_a = np.array([t if t is not None else -1 for t in ts], dtype=np.int64)
-        price_a = np.array([p if p is not None else np.nan for p in price], dtype=float)
-        size_a = np.array([s if s is not None else np.nan for s in size], dtype=float)
-        bad = (ts_a <= 0) | ~np.isfinite(price_a) | (price_a <= 0) | ~(size_a > 0)
-        if bad.any():
-            self.dropped += int(bad.sum())
-            log.warning("polygon %s: dropped %d malformed trades", self.ticker, int(bad.sum()))
-        ts_a, price_a, size_a = ts_a[~bad], price_a[~bad], size_a[~bad]
-        order = np.argsort(ts_a, kind="stable")
-        ticks = np.empty(len(ts_a), dtype=TICK_DTYPE)
-        ticks["ts_event"] = ts_a[order]
-        ticks["price"] = to_fixed(price_a[order], self.instrument)
-        ticks["size"] = np.maximum(1, np.floor(size_a[order] + 0.5)).astype(np.int64)
-        ticks["side"] = tick_rule(ticks["price"])
-        return ticks
-
-    def _aggregates(self, client: Any, open_ns: int, close_ns: int) -> np.ndarray:
-        bars = client.get_aggs(
-            self.ticker,
-            1,
-            "minute",
-            open_ns // 1_000_000,
-            close_ns // 1_000_000 - 1,
-            limit=self.settings.page_limit,
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):  # a connection error, a timeout...
+            return (
+                f"Polygon request for {self.what} failed after {self.settings.retries} "
+                f"retries: {type(exc).__name__}: {text}; check the network and "
+                f"feed.polygon.base_url ({self.settings.base_url})"
+            )
+        said = body.get("error") or body.get("message") or text
+        status = body.get("status", "?")
+        hint = "check POLYGON_API_KEY and what your Polygon plan covers"
+        if "exceeded" in said or "retry" in said.lower() or "unavailable" in said.lower():
+            hint = (
+                f"still failing after {self.settings.retries} retries: wait, then run again, "
+                f"or raise feed.polygon.retries / backoff_s"
+            )
+        return (
+            f"Polygon refused {self.what}: {said} (status {status}, request_id "
+            f"{body.get('request_id', '?')}); {hint}"
         )
-        parts = [
-            bar_ticks(bar, self.instrument)
-            for bar in bars
-            if bar.timestamp is not None and open_ns <= bar.timestamp * 1_000_000 < close_ns
-        ]
-        ticks = np.concatenate(parts) if parts else np.empty(0, dtype=TICK_DTYPE)
-        ticks["side"] = tick_rule(ticks["price"])
-        return ticks
 
 
-def to_fixed(prices: np.ndarray, instrument: Instrument) -> np.ndarray:
-    """Float prices to fixed-point, rounded to the instrument's tick."""
-    tick = instrument.tick_fixed
-    return np.rint(prices * 1e9 / tick).astype(np.int64) * tick
+def _int_or(value: Any, default: int = -1) -> int:
+    return default if value is None else int(value)
 
 
-def tick_rule(prices: np.ndarray) -> np.ndarray:
-    """+1 for an uptick, -1 for a downtick, a zero tick takes the last change's side."""
-    side = np.zeros(len(prices), dtype=np.int8)
-    if len(prices) < 2:
-        return side
-    change = np.sign(np.diff(prices)).astype(np.int8)
-    positions = np.where(change != 0, np.arange(1, len(prices)), 0)
-    last = np.maximum.accumulate(positions)  # index of the last change at or before i
-    side[1:] = np.where(last > 0, change[np.maximum(last - 1, 0)], 0)
-    return side
+def to_fixed(prices: np.ndarray, tick_fixed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float prices -> (fixed-point prices on the tick grid, exact fixed-point prices).
+
+    ``rint(price * 1e9)`` recovers the decimal price exactly for any price with at most 9
+    decimals (below ~$9,000,000); the tick grid is then reached by rounding half up.
+    """
+    exact = np.rint(prices * PRICE_SCALE).astype(np.int64)
+    on_grid = (exact + tick_fixed // 2) // tick_fixed * tick_fixed
+    return on_grid, exact
 
 
-def bar_ticks(bar: Any, instrument: Instrument) -> np.ndarray:
-    """A one-minute bar as ticks along O-L-H-C (rising) or O-H-L-C (falling)."""
-    values = np.array([bar.open, bar.high, bar.low, bar.close], dtype=float)
-    o, h, low, c = (int(v) for v in to_fixed(values, instrument))
-    tick = instrument.tick_fixed
-    waypoints = [o, low, h, c] if c >= o else [o, h, low, c]
-    path = [waypoints[0]]
-    for target in waypoints[1:]:
-        step = tick if target >= path[-1] else -tick
-        path.extend(range(path[-1] + step, target + step, step) if target != path[-1] else [])
-    prices = np.array(path, dtype=np.int64)
-    volume = max(1, round(bar.volume or 0))
-    n = min(len(prices), volume)
-    if n < len(prices):  # fewer contracts than prices: keep an evenly spread subset
-        prices = prices[np.linspace(0, len(prices) - 1, n).round().astype(int)]
-    sizes = np.full(len(prices), volume // len(prices), dtype=np.int64)
-    sizes[-1] += volume - sizes.sum()
-    start = int(bar.timestamp) * 1_000_000
-    ticks = np.empty(len(prices), dtype=TICK_DTYPE)
-    ticks["ts_event"] = start + (np.arange(len(prices)) * 60_000_000_000) // len(prices)
-    ticks["price"] = prices
-    ticks["size"] = sizes
-    ticks["side"] = 0
+def whole_shares(size: np.ndarray) -> np.ndarray:
+    """Sizes rounded half up to whole shares; a positive size under half a share is one."""
+    return np.maximum(1, np.floor(size + 0.5)).astype(np.int64)
+
+
+def trades_to_ticks(
+    ts: np.ndarray, price: np.ndarray, size: np.ndarray, tick_fixed: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Trade columns -> (ticks without sides, malformed mask, number of prices snapped)."""
+    bad = (ts <= 0) | ~np.isfinite(price) | ~(price > 0) | ~np.isfinite(size) | ~(size > 0)
+    price = np.where(bad, 1.0, price)
+    size = np.where(bad, 1.0, size)
+    ticks = empty_ticks(len(ts))
+    ticks["ts_event"] = ts
+    ticks["price"], exact = to_fixed(price, tick_fixed)
+    ticks["size"] = np.minimum(whole_shares(size), np.iinfo(np.int32).max)
+    snapped = int(((ticks["price"] != exact) & ~bad).sum())
+    return ticks, bad, snapped
+
+
+def tick_rule(prices: np.ndarray, prev_price: int = 0, prev_side: int = 0) -> np.ndarray:
+    """Aggressor sides by the tick rule: +1 uptick, -1 downtick, a zero tick keeps the side.
+
+    ``prev_price`` / ``prev_side`` carry the rule over from the previous batch (0: no previous
+    trade, so the first trade's side is ``prev_side``).
+    """
+    n = len(prices)
+    if not n:
+        return np.zeros(0, dtype=np.int8)
+    before = np.concatenate(([prev_price or prices[0]], prices[:-1]))
+    change = np.sign(prices - before).astype(np.int8)
+    last = np.maximum.accumulate(np.where(change != 0, np.arange(n), -1))
+    return np.where(last >= 0, change[np.maximum(last, 0)], prev_side).astype(np.int8)
+
+
+def bar_path(o: int, h: int, low: int, c: int) -> np.ndarray:
+    """The prices (in ticks) a bar walks: O-L-H-C when it rose (c >= o), else O-H-L-C."""
+    stops = [o, low, h, c] if c >= o else [o, h, low, c]
+    legs = [np.array([o], dtype=np.int64)]
+    for a, b in pairwise(stops):
+        if b != a:
+            step = 1 if b > a else -1
+            legs.append(np.arange(a + step, b + step, step, dtype=np.int64))
+    return np.concatenate(legs)
+
+
+def bar_ticks(bar: Any, tick_fixed: int) -> np.ndarray:
+    """One minute bar as simulated ticks, or an empty array for a malformed bar.
+
+    The bar walks :func:`bar_path` one tick at a time; its volume (whole shares) is spread evenly
+    over the path's prices, the remainder on the close. A bar with fewer shares than prices keeps
+    an evenly spaced subset of the path (first and last included; one share trades at the close).
+    Timestamps are spread evenly over the minute from the bar's start.
+    """
+    fields = (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.timestamp)
+    if any(v is None for v in fields):
+        return empty_ticks()
+    ohlc = np.array(fields[:4], dtype=float)
+    if not (np.isfinite(ohlc).all() and (ohlc > 0).all() and bar.volume > 0):
+        return empty_ticks()
+    o, h, low, c = (int(p) // tick_fixed for p in to_fixed(ohlc, tick_fixed)[0])
+    if low > min(o, c) or h < max(o, c):
+        return empty_ticks()
+    prices = bar_path(o, h, low, c)
+    volume = int(whole_shares(np.array([float(bar.volume)]))[0])
+    if volume < len(prices):
+        keep = np.linspace(0, len(prices) - 1, volume).round().astype(int) if volume > 1 else [-1]
+        prices = prices[keep]
+    n = len(prices)
+    ticks = empty_ticks(n)
+    ticks["ts_event"] = int(bar.timestamp) * 1_000_000 + (np.arange(n) * MINUTE_NS) // n
+    ticks["price"] = prices * tick_fixed
+    ticks["size"] = volume // n
+    ticks["size"][-1] += volume - (volume // n) * n
     return ticks
+
+
+def bars_to_ticks(
+    bars: Iterable[Any], tick_fixed: int, open_ns: int, close_ns: int
+) -> tuple[np.ndarray, int]:
+    """Minute bars starting in [open_ns, close_ns) -> (ticks without sides, bars dropped).
+
+    A bar is dropped when a field is missing, a price or its volume is <= 0, its low is above
+    its body or its high below it, or it starts outside the session.
+    """
+    parts, dropped = [], 0
+    for bar in bars:
+        start = None if bar.timestamp is None else int(bar.timestamp) * 1_000_000
+        ticks = bar_ticks(bar, tick_fixed) if start is not None else empty_ticks()
+        if len(ticks) and open_ns <= start < close_ns:
+            parts.append(ticks)
+        else:
+            dropped += 1
+    return (np.concatenate(parts) if parts else empty_ticks()), dropped
 
 
 @hookimpl
