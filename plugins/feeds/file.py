@@ -31,6 +31,7 @@ import contextlib
 import glob
 import logging
 import re
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -162,6 +163,7 @@ class FileFeed:
 
     def _dbn(self, path: Path) -> Iterator[np.ndarray]:
         import databento
+        from databento.common.error import BentoWarning
 
         try:
             store = databento.DBNStore.from_file(path)
@@ -174,17 +176,26 @@ class FileFeed:
                 f"(use one of {', '.join(RECORD_TYPES)})"
             )
         intervals = self._intervals(store, path)
-        first = 0  # file position of the chunk's first record
+        drops = _Drops(path, "records")
         chunks = store.to_ndarray(count=self.settings.batch_size)
         while True:
             try:
-                records = next(chunks)
-            except StopIteration:
-                return
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", BentoWarning)
+                    records = next(chunks, None)
             except Exception as exc:
-                raise FileFeedError(f"{path}: cannot be read past record {first}: {exc}") from exc
-            yield self._dbn_ticks(records, schema, intervals, path, first)
-            first += len(records)
+                raise FileFeedError(
+                    f"{path}: cannot be read past record {drops.offset}: {exc}"
+                ) from exc
+            for warning in caught:
+                if issubclass(warning.category, BentoWarning):  # e.g. a truncated file
+                    log.warning("%s: after record %d: %s", path, drops.offset, warning.message)
+                else:
+                    warnings.warn(warning.message, warning.category, stacklevel=1)
+            if records is None:
+                break
+            yield self._dbn_ticks(records, schema, intervals, path, drops)
+        self.dropped += drops.report()
 
     def _dbn_ticks(
         self,
@@ -192,7 +203,7 @@ class FileFeed:
         schema: str,
         intervals: list[Interval] | None,
         path: Path,
-        first: int,
+        drops: _Drops,
     ) -> np.ndarray:
         """One chunk of records -> checked ticks; malformed records and trades are dropped."""
         broken = (records["rtype"] != RECORD_TYPES[schema]) | (
@@ -211,13 +222,18 @@ class FileFeed:
         keep &= records["action"] == b"T"
         positions = np.flatnonzero(keep)
         ticks = records_to_ticks(records[positions])
-        bad = (ticks["size"] <= 0) | (ticks["price"] % self.instrument.tick_fixed != 0)
-        lines = np.concatenate([np.flatnonzero(broken), positions[bad]])
-        if len(lines):
-            lines.sort()
-            self._warn(path, "malformed records", first + lines, base=1, what="records")
-            return ticks[~bad]
-        return ticks
+        no_size = ticks["size"] <= 0
+        off_grid = ticks["price"] % self.instrument.tick_fixed != 0
+        drops.add(f"records not of the {schema} schema", np.flatnonzero(broken))
+        drops.add("trades of size 0", positions[no_size])
+        drops.add(self._off_grid, positions[off_grid & ~no_size])
+        drops.offset += len(records)
+        bad = no_size | off_grid
+        return ticks[~bad] if bad.any() else ticks
+
+    @property
+    def _off_grid(self) -> str:
+        return f"trades off the {self.instrument.symbol} tick grid of {self.instrument.tick_size}"
 
     def _intervals(self, store: Any, path: Path) -> list[Interval] | None:
         """Which instrument ids (and when) stand for the symbol to play; None: no symbology."""
@@ -272,20 +288,40 @@ class FileFeed:
                 "(a trade file needs ts_event, price, size and optionally side)"
             )
         ticks, bad = table_to_ticks(table, self.instrument)
-        if bad.any():
-            # CSV: line 1 is the header; Parquet: rows counted from 1 as well
-            base = 2 if not path.name.endswith(".parquet") else 1
-            self._warn(path, "malformed rows", np.flatnonzero(bad), base=base, what="lines")
+        parquet = path.name.endswith(".parquet")
+        drops = _Drops(path, "rows" if parquet else "lines", offset=0 if parquet else 1)
+        drops.add("malformed rows", np.flatnonzero(bad))  # CSV: line 1 is the header
+        self.dropped += drops.report()
         order = np.argsort(ticks["ts_event"], kind="stable")
         ticks = ticks[order]
         for start in range(0, len(ticks), self.settings.batch_size):
             yield ticks[start : start + self.settings.batch_size]
 
-    def _warn(self, path: Path, label: str, rows: np.ndarray, base: int, what: str) -> None:
-        shown = ", ".join(str(int(r) + base) for r in rows[:SHOWN])
-        more = "..." if len(rows) > SHOWN else ""
-        log.warning("%s: dropped %d %s (%s %s%s)", path, len(rows), label, what, shown, more)
-        self.dropped += len(rows)
+
+class _Drops:
+    """What a file lost, by reason, told once per file: counts and the first positions."""
+
+    def __init__(self, path: Path, unit: str, offset: int = 0) -> None:
+        self.path, self.unit = path, unit
+        self.offset = offset  # file position (0-based) of the current chunk's first row
+        self.found: dict[str, tuple[int, list[int]]] = {}
+
+    def add(self, reason: str, rows: np.ndarray) -> None:
+        if not len(rows):
+            return
+        count, shown = self.found.get(reason, (0, []))
+        shown = shown + [self.offset + int(r) + 1 for r in rows[: SHOWN - len(shown)]]
+        self.found[reason] = (count + len(rows), shown)
+
+    def report(self) -> int:
+        """Log one warning per reason; the number of rows dropped."""
+        for reason, (count, shown) in self.found.items():
+            more = "..." if count > len(shown) else ""
+            numbers = ", ".join(map(str, shown))
+            log.warning(
+                "%s: dropped %d %s (%s %s%s)", self.path, count, reason, self.unit, numbers, more
+            )
+        return sum(count for count, _ in self.found.values())
 
 
 def split_by_day(ticks: np.ndarray) -> Iterator[tuple[date, np.ndarray]]:
