@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, SecretStr, model_validator
-from urllib3 import PoolManager
+from urllib3 import PoolManager, Timeout
 from urllib3.util.retry import Retry
 
 from tradebot_core import calendar, hookimpl
@@ -88,6 +88,7 @@ class PolygonSettings(PluginSettings):
     backoff_s: float = Field(default=0.5, ge=0.0, le=60.0)
     """Exponential backoff factor between retries (urllib3's): 0, 2x, 4x... seconds."""
     timeout_s: float = Field(default=30.0, gt=0.0)
+    """Connect and read timeout of each request; a timed-out request counts as a retry."""
     batch_size: int = Field(default=10_000, ge=1)
     """Trades per TickBatch (and per conversion step)."""
 
@@ -199,6 +200,9 @@ class PolygonFeed:
         pool = getattr(client, "client", None)
         if isinstance(pool, PoolManager):
             pool.connection_pool_kw["retries"] = retry
+            # the client builds a Timeout but never passes it on (1.16): without this, a stalled
+            # connection would hang the feed
+            pool.connection_pool_kw["timeout"] = Timeout(connect=s.timeout_s, read=s.timeout_s)
         else:  # a future client: keep its own retries (same statuses, less readable errors)
             log.warning("polygon: unknown client internals; using the client's own retries")
         return client
@@ -300,12 +304,15 @@ class _PolygonErrors:
                 f"retries: {type(exc).__name__}: {text}; check the network and "
                 f"feed.polygon.base_url ({self.settings.base_url})"
             )
-        said = body.get("error") or body.get("message") or text
+        said = str(body.get("error") or body.get("message") or text)
         status = body.get("status", "?")
-        hint = "check POLYGON_API_KEY and what your Polygon plan covers"
-        if "exceeded" in said or "retry" in said.lower() or "unavailable" in said.lower():
+        if status == "NOT_AUTHORIZED" or "api key" in said.lower():
+            hint = "check POLYGON_API_KEY (or feed.polygon.api_key) and what your plan covers"
+        elif "bad request" in said.lower() or status == "NOT_FOUND":
+            hint = "check feed.polygon.ticker and the dates"
+        else:  # rate limits and server errors: the ones retried
             hint = (
-                f"still failing after {self.settings.retries} retries: wait, then run again, "
+                f"if it persists after {self.settings.retries} retries, wait and run again, "
                 f"or raise feed.polygon.retries / backoff_s"
             )
         return (

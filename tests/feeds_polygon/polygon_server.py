@@ -9,12 +9,14 @@ tests): ``{"results": [...], "status": "OK", "request_id": ..., "next_url": ...}
 Errors are ``{"status": "ERROR", "request_id": ..., "error": ...}``. Authentication is the
 ``Authorization: Bearer`` header the official client sends.
 
-``script`` makes the next requests fail with the given statuses (429s carry ``Retry-After``);
+``script`` makes the next requests fail with the given statuses (429s carry ``Retry-After``;
+:data:`STALL` answers only after ``stall_s`` seconds);
 ``requests`` records every request, so tests count pages and retries.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from typing import Any
 from aiohttp import web
 
 KEY = "pg-LOOPBACKkey-0123456789"
+STALL = 0  # in a script: answer this request only after ``stall_s``
 
 ERRORS = {
     429: "You've exceeded the maximum requests per minute, please wait or upgrade your "
@@ -48,6 +51,7 @@ class FakePolygon:
     agg_page_size: int = 50_000
     script: list[int] = field(default_factory=list)
     retry_after_s: str = "1"
+    stall_s: float = 0.0
     requests: list[Request] = field(default_factory=list)
     base: str = ""
 
@@ -84,6 +88,9 @@ class FakePolygon:
         if request.headers.get("Authorization") != f"Bearer {KEY}":
             body = {"status": "ERROR", "request_id": "r-auth", "error": "Unknown API Key"}
             return self._answer(request, body, 401)
+        if self.script and self.script[0] == STALL:
+            self.script.pop(0)
+            return None
         if self.script:
             status = self.script.pop(0)
             body = {"status": "ERROR", "request_id": f"r-{status}", "error": ERRORS[status]}
@@ -110,7 +117,12 @@ class FakePolygon:
         return page, f"{self.base}{request.path}?cursor={cursor.decode()}"
 
     async def list_trades(self, request: web.Request) -> web.Response:
+        stalled = bool(self.script) and self.script[0] == STALL
         refused = self._refusal(request)
+        if stalled:  # the client should have given up by now
+            self.requests.append(Request(request.path_qs, STALL, ""))
+            await asyncio.sleep(self.stall_s)
+            return web.json_response({"status": "ERROR", "error": "too late"}, status=504)
         if refused is not None:
             return refused
         q = request.query

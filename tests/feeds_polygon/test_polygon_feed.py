@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
-from feeds_polygon.polygon_server import ERRORS, KEY, FakePolygon
+from feeds_polygon.polygon_server import ERRORS, KEY, STALL, FakePolygon
 
 from plugins.feeds import polygon_feed
 from plugins.feeds.polygon_feed import PolygonError, PolygonFeed, PolygonSettings
@@ -138,6 +138,16 @@ async def test_a_429_with_retry_after_and_a_500_are_retried(polygon, caplog):
     statuses = [r.status for r in polygon.requests]
     assert statuses == [429, 500, 200, 200, 200]
     assert "HTTP 429" in caplog.text and "HTTP 500" in caplog.text
+
+
+async def test_a_stalled_request_times_out_and_is_retried(polygon):
+    polygon.script, polygon.stall_s = [STALL], 3.0
+    _, ticks = await play(feed(polygon, timeout_s=0.2))
+    assert len(ticks) == len(PRICES)
+    assert [r.status for r in polygon.requests][:2] == [STALL, 200]
+    polygon.script = [STALL]
+    with pytest.raises(PolygonError, match="timed out"):
+        await play(feed(polygon, timeout_s=0.2, retries=0))
 
 
 async def test_a_failure_on_a_later_page_resumes_at_that_page(polygon):
