@@ -34,6 +34,7 @@ EXHAUSTION_TRADES = (60, 150)
 DIVERGENCE_TRADES = (80, 200)
 BURSTS_PER_PHASE = 2
 EXTRA_PER_KIND = 4
+"""Episodes of each kind placed anywhere in a 6.5-hour session (fewer in a shorter one)."""
 
 
 @dataclass(slots=True)
@@ -61,8 +62,12 @@ def place_episodes(
     phase: np.ndarray,
     trend_phases: tuple[int, int],
     volatile_phase: int,
+    extra_per_kind: int = EXTRA_PER_KIND,
 ) -> list[Episode]:
-    """Write the session's episodes into ``flow``; return them in the order written."""
+    """Write the session's episodes into ``flow``; return them in the order written.
+
+    ``extra_per_kind`` episodes of each kind land anywhere, besides those the phases place.
+    """
     trades = len(flow.side)
     scale = float(np.clip(trades / REFERENCE_TRADES, 0.25, 8.0))
     up, down = trend_phases
@@ -82,7 +87,7 @@ def place_episodes(
                 sign = int(rng.choice([-1, 1]))
                 episodes.append(_write(rng, flow, "burst", start, end, sign, scale, at="inside"))
     for kind in KINDS:
-        for _ in range(EXTRA_PER_KIND):
+        for _ in range(extra_per_kind):
             sign = int(rng.choice([-1, 1]))
             episodes.append(_write(rng, flow, kind, 0, trades, sign, scale, at="inside"))
     return [episode for episode in episodes if episode.stop > episode.start]

@@ -15,7 +15,7 @@ import numpy as np
 
 from tradebot_core.types import TICK_DTYPE
 
-from ._demo_episodes import Episode, Flow, place_episodes
+from ._demo_episodes import EXTRA_PER_KIND, Episode, Flow, place_episodes
 
 PHASES = ("trend_up", "trend_down", "range", "volatile")
 TREND_UP, TREND_DOWN, RANGE, VOLATILE = range(len(PHASES))
@@ -42,7 +42,9 @@ PHASE_SPECS: tuple[PhaseSpec, ...] = (
 PHASE_MINUTES = (15, 60)
 """A phase lasts 15 to 60 minutes (the last one is cut by the session close)."""
 SESSION_MOVES = 2_500
-"""Quote moves in a session (before phase factors): ES bars of 5 min span ~10-15 ticks."""
+"""Quote moves in a 6.5-hour session (before phase factors; a shorter session has fewer, in
+proportion): 5-minute ES bars span about 11 ticks, whatever the trade count."""
+SESSION_SECONDS = 6.5 * 3600
 PRESSURE_STD = 0.05
 """Typical size of the slowly varying buy/sell pressure (share of buyers above or below half)."""
 PRESSURE_TAU_S = 120.0
@@ -113,10 +115,12 @@ def simulate(
     buy_share = np.clip(0.5 + specs["bias"][phase] + pressure, 0.1, 0.9)
     side = np.where(rng.random(trades) < buy_share, 1, -1).astype(np.int8)
     size = _sizes(rng, trades)
-    moves = _quote_moves(rng, side, size, buy_share, phase, specs)
+    planned_moves = SESSION_MOVES * seconds / SESSION_SECONDS
+    moves = _quote_moves(rng, side, size, buy_share, phase, specs, planned_moves)
 
     flow = Flow(moves=moves, side=side, size=size)
-    episodes = place_episodes(rng, flow, phase, (TREND_UP, TREND_DOWN), VOLATILE)
+    extra = max(1, round(EXTRA_PER_KIND * seconds / SESSION_SECONDS))  # fewer in a short session
+    episodes = place_episodes(rng, flow, phase, (TREND_UP, TREND_DOWN), VOLATILE, extra)
     _fold_ranges(rng, flow, phase)
 
     bid = start_ticks + np.cumsum(flow.moves)
@@ -194,13 +198,14 @@ def _quote_moves(
     buy_share: np.ndarray,
     phase: np.ndarray,
     specs: dict[str, np.ndarray],
+    planned_moves: float,
 ) -> np.ndarray:
     """How far the bid moves after each trade: mostly 0, else a tick the aggressor's way.
 
     Bigger trades are likelier to clear a level; volatile phases move more and sometimes jump.
     """
     trades = len(side)
-    base = min(0.45, SESSION_MOVES / max(trades, 1))
+    base = min(0.45, planned_moves / max(trades, 1))
     weight = np.sqrt(size)
     ease = np.clip(1.0 + IMPACT * side * (buy_share - 0.5), 0.0, None)
     chance = np.minimum(0.95, base * specs["move_rate"][phase] * ease * weight / weight.mean())

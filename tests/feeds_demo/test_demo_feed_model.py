@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 
 import numpy as np
 import pytest
@@ -209,3 +209,12 @@ def test_footprints_built_from_the_stream_hold_imbalances_and_stacks():
         stacked += flags_run(buy, 3) or flags_run(sell, 3)
     assert diagonal >= 1 and stacked >= 1
     assert diagonal < len(history)  # imbalances are events, not every bar
+
+
+def test_a_shorter_session_moves_less_in_proportion_to_its_length():
+    full = DemoSettings(trades_per_session=20_000)
+    hour = full.model_copy(update={"session_start": time(10, 0), "session_end": time(11, 0)})
+    day = date(2024, 11, 13)
+    moves_full = (np.diff(bid_path(simulate_session(full, ES, day).ticks)) != 0).sum()
+    moves_hour = (np.diff(bid_path(simulate_session(hour, ES, day).ticks)) != 0).sum()
+    assert moves_hour < 0.35 * moves_full  # 1 hour of 6.5: the same trades, fewer quote moves
