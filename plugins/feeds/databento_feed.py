@@ -23,12 +23,13 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import Field, SecretStr, model_validator
 
 from tradebot_core import hookimpl
@@ -40,6 +41,7 @@ from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch
 
 from .cme_contracts import front_month
 from .dbn_ticks import records_to_ticks
+from .file import RECORD_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,11 @@ class DatabentoSettings(PluginSettings):
     def _dates(self) -> DatabentoSettings:
         if self.start and self.end and self.end < self.start:
             raise ValueError("end is before start")
+        if self.symbol and self.symbol.upper().endswith((".FUT", ".OPT")):
+            raise ValueError(
+                f"{self.symbol} is a parent symbol (every contract at once): use a continuous "
+                "symbol (ES.c.0), a contract (ESZ5) or front"
+            )
         return self
 
 
@@ -133,18 +140,21 @@ class DatabentoFeed:
             path = self.cache_path(day)
             if not path.is_file():
                 await asyncio.to_thread(self._download, day, path)
-            ticks = await asyncio.to_thread(_read_ticks, path)
-            if not len(ticks):
-                continue
-            yield FeedStatus(
-                kind=FeedStatusKind.SESSION_START, ts_ns=int(ticks["ts_event"][0]), detail=str(day)
-            )
-            for start in range(0, len(ticks), self.settings.batch_size):
-                yield TickBatch(self.symbol, ticks[start : start + self.settings.batch_size])
-                await asyncio.sleep(0)
-            yield FeedStatus(
-                kind=FeedStatusKind.SESSION_END, ts_ns=int(ticks["ts_event"][-1]), detail=str(day)
-            )
+            chunks = iter_ticks(path, self.settings.batch_size)
+            last_ts: int | None = None
+            while (ticks := await asyncio.to_thread(next, chunks, None)) is not None:
+                if not len(ticks):
+                    continue
+                if last_ts is None:
+                    yield FeedStatus(
+                        kind=FeedStatusKind.SESSION_START,
+                        ts_ns=int(ticks["ts_event"][0]),
+                        detail=str(day),
+                    )
+                yield TickBatch(self.symbol, ticks)
+                last_ts = int(ticks["ts_event"][-1])
+            if last_ts is not None:
+                yield FeedStatus(kind=FeedStatusKind.SESSION_END, ts_ns=last_ts, detail=str(day))
 
     # -- Databento ----------------------------------------------------------------------------
 
@@ -206,25 +216,32 @@ class DatabentoFeed:
             partial.unlink(missing_ok=True)
             client.timeseries.get_range(**self._request(day), path=partial)
 
-        self._call(fetch)
         try:
-            _read_ticks(partial, strict=True)  # decodes to the end, or raises
-        except Exception as exc:
+            self._call(fetch)
+            problem = check_dbn(partial, self.settings.schema_)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        if problem:
             partial.unlink(missing_ok=True)
             raise DatabentoError(
-                f"Databento sent {day} in a form that does not decode ({exc}); nothing was cached"
-            ) from None
+                f"Databento sent {self.symbol_for(day)} {day} in a form that does not decode "
+                f"({problem}); it was not cached (days already cached are kept): run again"
+            )
         partial.replace(path)
         log.info("Databento: cached %s", path)
 
     def _call(self, request: Any) -> Any:
-        """One request, retried on 429 and 5xx; errors keep Databento's message, not the key."""
+        """One request, retried on 429, 5xx and broken connections (with backoff, or as long
+        as a 429's Retry-After says); errors keep Databento's message, never the key."""
         import databento
+        import requests
 
         attempt = 0
         while True:
             attempt += 1
             self.requests += 1
+            wait = self.settings.backoff_s * 2 ** (attempt - 1)
             try:
                 return request()
             except databento.BentoHttpError as exc:
@@ -233,25 +250,70 @@ class DatabentoFeed:
                 body = exc.json_body if isinstance(exc.json_body, dict) else {}
                 detail = body.get("detail") or exc.message or repr(exc.http_body)
                 message = f"Databento answered HTTP {status}: {detail}"
-                if not retry or attempt > self.settings.retries:
-                    raise DatabentoError(redact(message)) from None
-                wait = self.settings.backoff_s * 2 ** (attempt - 1)
-                log.warning("%s; retrying in %.1f s", redact(message), wait)
-                time.sleep(wait)
-            except databento.BentoError as exc:
-                raise DatabentoError(redact(f"Databento: {exc}")) from None
+                if status == 401:
+                    message += " (check DATABENTO_API_KEY or feed.databento.api_key)"
+                wait = _retry_after(exc.headers, wait) if status == 429 else wait
+            except (databento.BentoError, requests.RequestException) as exc:
+                # the connection broke, or the stream did ("Error streaming response")
+                retry = isinstance(exc, requests.ConnectionError | requests.Timeout) or (
+                    "streaming" in str(exc)
+                )
+                message = f"Databento request failed: {exc}"
+            if not retry or attempt > self.settings.retries:
+                raise DatabentoError(self._scrub(message)) from None
+            log.warning("%s; retrying in %.1f s", self._scrub(message), wait)
+            time.sleep(wait)
+
+    def _scrub(self, text: str) -> str:
+        """``text`` without the API key (registered secrets are removed too)."""
+        return redact(text.replace(self._key, "***") if self._key else text)
 
 
-def _read_ticks(path: Path, strict: bool = False) -> Any:
-    """Trades of a DBN file; ``strict``: a truncated file is an error, not a warning."""
+MAX_RETRY_AFTER_S = 60.0
+
+
+def _retry_after(headers: Any, default: float) -> float:
+    """Seconds a 429's ``Retry-After`` header asks for (capped), else ``default``."""
+    value = (headers or {}).get("Retry-After")
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_S)
+    except (TypeError, ValueError):
+        return default
+
+
+def iter_ticks(path: Path, batch_size: int) -> Iterator[np.ndarray]:
+    """Trades of a cached DBN file, ``batch_size`` records at a time."""
+    import databento
+
+    store = databento.DBNStore.from_file(path)
+    for records in store.to_ndarray(count=batch_size):
+        yield records_to_ticks(records)
+
+
+def check_dbn(path: Path, schema: str) -> str:
+    """Why the DBN file at ``path`` cannot be cached ("" if it decodes to the end with records
+    of ``schema`` only): a truncated stream, a malformed record, the wrong schema."""
     import databento
     from databento.common.error import BentoWarning
 
-    with warnings.catch_warnings():
-        if strict:
+    expected = RECORD_TYPES.get(schema)
+    position = 0
+    try:
+        with warnings.catch_warnings():
             warnings.simplefilter("error", BentoWarning)
-        store = databento.DBNStore.from_file(path)
-        return records_to_ticks(store.to_ndarray())
+            store = databento.DBNStore.from_file(path)
+            if str(store.schema) != schema:
+                return f"asked for {schema}, got {store.schema}"
+            for records in store.to_ndarray(count=100_000):
+                bad = records["length"].astype(np.int64) * 4 != records.dtype.itemsize
+                if expected is not None:
+                    bad |= records["rtype"] != expected
+                if bad.any():
+                    return f"record {position + int(np.argmax(bad)) + 1} is malformed"
+                position += len(records)
+    except Exception as exc:  # a BentoWarning turned error, a zstd or DBN decoding error
+        return f"after record {position}: {exc}"
+    return ""
 
 
 @hookimpl
