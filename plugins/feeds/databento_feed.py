@@ -207,18 +207,23 @@ class DatabentoFeed:
         return cost
 
     def _download(self, day: date, path: Path) -> None:
+        import databento_dbn
+
         client = self._client()
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.name + ".part")
         partial.unlink(missing_ok=True)
 
-        def fetch() -> None:
+        def fetch() -> str:
             partial.unlink(missing_ok=True)
-            client.timeseries.get_range(**self._request(day), path=partial)
+            try:  # the client opens what it wrote: a broken header fails right here
+                client.timeseries.get_range(**self._request(day), path=partial)
+            except databento_dbn.DBNError as exc:
+                return f"the header: {exc}"
+            return ""
 
         try:
-            self._call(fetch)
-            problem = check_dbn(partial, self.settings.schema_)
+            problem = self._call(fetch) or check_dbn(partial, self.settings.schema_)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise

@@ -14,9 +14,10 @@ from plugins.feeds.databento_feed import DatabentoError, DatabentoFeed, Databent
 from plugins.feeds.dbn_ticks import records_to_ticks
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import InstrumentRegistry
-from tradebot_core.types import TickBatch
+from tradebot_core.types import FeedStatus, TickBatch
 
 DAY = date(2023, 12, 26)  # the Globex session that opened on the evening of the 25th
+NEXT = date(2023, 12, 27)  # a day the sample holds nothing of
 MBO = "esh4-glbx-mdp3-20231225.mbo.dbn.zst"
 
 
@@ -47,9 +48,12 @@ def feed(gateway_address, tmp_path, **settings):
     )
 
 
-async def play(source):
-    items = [item async for item in source.stream()]
-    return np.concatenate([i.ticks for i in items if isinstance(i, TickBatch)])
+async def play(source, items=None):
+    items = [] if items is None else items
+    async for item in source.stream():
+        items.append(item)
+    batches = [i.ticks for i in items if isinstance(i, TickBatch)]
+    return np.concatenate(batches) if batches else np.empty(0)
 
 
 def expected(shared_data):
@@ -120,3 +124,85 @@ def test_symbols_continuous_contract_and_front_month(tmp_path):
     assert symbol(None)[0] == "ES.c.0" and symbol(None)[1]["stype_in"] == "continuous"
     assert symbol("ESZ5")[1]["stype_in"] == "raw_symbol"
     assert symbol("front")[0] == "ESH6"  # rolled on Thursday 2025-12-11
+
+
+async def test_each_day_is_its_own_request_cache_file_and_session(gateway, tmp_path, shared_data):
+    fake, address = gateway
+    items = []
+    ticks = await play(feed(address, tmp_path, end=NEXT, batch_size=5_000), items)
+    assert np.array_equal(ticks, expected(shared_data))
+    assert fake.count("get_cost") == 2 and fake.count("get_range") == 2
+    ranges = [
+        (int(form["start"]), int(form["end"])) for name, form in fake.calls if name == "get_range"
+    ]
+    assert ranges[0][1] <= ranges[1][0]  # two sessions, not one long request
+    cached = sorted(p.name for p in (tmp_path / "cache").rglob("*.dbn.zst"))
+    assert cached == [f"ESH4-{DAY}.dbn.zst", f"ESH4-{NEXT}.dbn.zst"]
+    statuses = [(i.kind.value, i.detail) for i in items if isinstance(i, FeedStatus)]
+    assert statuses == [("session_start", str(DAY)), ("session_end", str(DAY))]  # 27th: empty
+    assert sum(isinstance(i, TickBatch) for i in items) > 1  # read in chunks
+
+
+async def test_a_broken_day_loses_nothing_already_cached(gateway, tmp_path, shared_data):
+    fake, address = gateway
+    fake.truncate = {1}  # the second day's stream is cut in half
+    items = []
+    with pytest.raises(DatabentoError, match=f"ESH4 {NEXT} in a form that does not decode"):
+        await play(feed(address, tmp_path, end=NEXT), items)
+    played = np.concatenate([i.ticks for i in items if isinstance(i, TickBatch)])
+    assert np.array_equal(played, expected(shared_data))  # the first day played in full
+    cache = tmp_path / "cache" / "GLBX.MDP3" / "mbo"
+    assert sorted(p.name for p in cache.iterdir()) == [f"ESH4-{DAY}.dbn.zst"]
+    fake.truncate = False
+    again = await play(feed(address, tmp_path, end=NEXT))
+    assert np.array_equal(again, expected(shared_data))
+    assert fake.count("get_range") == 3  # only the missing day was asked again
+    assert [form["start"] for name, form in fake.calls[-2:]] == [
+        fake.calls[-1][1]["start"]
+    ] * 2  # its price, then its data
+
+
+async def test_a_malformed_record_is_an_error_and_is_not_cached(gateway, tmp_path):
+    fake, address = gateway
+    fake.malformed = {0}
+    with pytest.raises(DatabentoError, match=r"record \d+ is malformed.*not cached"):
+        await play(feed(address, tmp_path))
+    assert not any((tmp_path / "cache").rglob("*.dbn*"))
+
+
+async def test_the_key_comes_from_the_environment(gateway, tmp_path, shared_data, monkeypatch):
+    fake, address = gateway
+    monkeypatch.setenv("DATABENTO_API_KEY", KEY)
+    ticks = await play(feed(address, tmp_path, api_key=None))
+    assert len(ticks) == len(expected(shared_data)) and fake.count("get_range") == 1
+    monkeypatch.delenv("DATABENTO_API_KEY")
+    cached = await play(feed(address, tmp_path, api_key=None))  # the cache needs no key
+    assert len(cached) == len(ticks)
+    with pytest.raises(DatabentoError, match="no Databento API key: set DATABENTO_API_KEY"):
+        await play(feed(address, tmp_path, api_key=None, start=NEXT))
+
+
+async def test_the_cost_is_logged_before_anything_is_downloaded(gateway, tmp_path, caplog):
+    fake, address = gateway
+    fake.cost = 1.5
+    with caplog.at_level(logging.INFO, logger="plugins.feeds.databento_feed"):
+        await play(feed(address, tmp_path, end=NEXT, budget_usd="10"))
+    messages = [r.getMessage() for r in caplog.records]
+    priced = next(i for i, m in enumerate(messages) if "cost $3.00 (budget $10)" in m)
+    cached = next(i for i, m in enumerate(messages) if "cached" in m)
+    assert priced < cached
+
+
+async def test_a_429_with_retry_after_is_retried_and_said(gateway, tmp_path, caplog):
+    fake, address = gateway
+    fake.script, fake.retry_after = [429, 429], "0"
+    with caplog.at_level(logging.WARNING):
+        await play(feed(address, tmp_path, backoff_s=5))  # Retry-After: 0 wins over 5 s
+    assert fake.count("get_cost") == 3
+    assert caplog.text.count("HTTP 429: Too many requests.; retrying in 0.0 s") == 2
+    assert KEY not in caplog.text
+
+
+def test_a_parent_symbol_is_refused_with_what_to_use():
+    with pytest.raises(ValueError, match=r"ES\.FUT is a parent symbol.*ES\.c\.0"):
+        DatabentoSettings(api_key=KEY, start=DAY, symbol="ES.FUT")
