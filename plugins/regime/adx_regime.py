@@ -1,36 +1,40 @@
-"""The ``adx`` regime classifier: ADX(14), ATR(14), EMA(9/21), session VWAP, market structure.
+"""The ``adx`` regime classifier: ADX/DI(14), ATR(14), EMA(9/21), session VWAP, market structure.
 
-Per closed bar, in this order (the first rule that holds wins):
+Each closed bar is classified by the first rule that holds:
 
-1. **NO_TRADE** in the first and last ``edge_minutes`` of the session (``session_start``-
-   ``session_end``, exchange time), inside a configured news window, while the indicators warm
-   up (ADX needs ``2 x adx_period`` bars), or when the bar's volume is below
-   ``low_volume_fraction`` of the median of the last 20 bars (the reason says which).
-2. **VOLATILE** when ATR is above the ``volatile_percentile`` of its own last
-   ``volatile_window`` values.
-3. **TRENDING_UP** when ADX > ``trend_adx`` and +DI > -DI, EMA fast > EMA slow, and the market
-   structure over the last ``structure_lookback`` bars is not down; **TRENDING_DOWN** mirrored.
-4. **RANGING** otherwise (ADX below the threshold, or a strong ADX whose direction the EMAs and
-   structure do not confirm).
+1. **NO_TRADE** when the bar is at a session edge (its close, the moment a trade would be
+   decided, falls in the first or last ``edge_minutes`` of ``session_start``-``session_end``,
+   exchange time), overlaps a ``news_windows`` entry, comes before the indicators are warm
+   (ADX needs ``2 x adx_period`` bars), or has a volume below ``low_volume_fraction`` of the
+   median of the ``volume_window`` bars before it.
+2. **VOLATILE** when ATR is above the ``volatile_percentile`` of the ATR of the
+   ``volatile_window`` bars before it (once half that window is known).
+3. **TRENDING_UP / TRENDING_DOWN** when ADX > ``trend_adx``, the direction is the leading DI, and
+   at least ``trend_confirmations`` of three confirmations agree with it: EMA fast vs EMA slow,
+   close vs session VWAP, market structure.
+4. **RANGING** otherwise: ADX <= ``trend_adx``, or a strong ADX the confirmations do not back.
 
-Confidence (0-1) = half *agreement* (the share of the last 5 bars classified the same way) plus
-half *strength*: ``(ADX - trend_adx) / trend_adx`` for trends, ``(trend_adx - ADX) / trend_adx``
-for ranges, ``(ATR / percentile - 1) x 4`` for volatility, each clipped to 0-1; NO_TRADE is 1.
+Confidence (0-1): ``0.5 x agreement + 0.5 x strength``, where *agreement* is the share of the
+last ``confidence_lookback`` bars (this one included) that got the same raw regime, and
+*strength* is ``(ADX - trend_adx) / trend_adx`` for a trend, ``(trend_adx - ADX) / trend_adx``
+for a range (0 for an unconfirmed strong ADX), ``4 x (ATR / percentile - 1)`` for VOLATILE, each
+clipped to 0-1. NO_TRADE always has confidence 1.
 
-Indicators are kept as streaming states: each bar costs O(1), whatever the history length.
+The indicators are streaming states: each new bar costs O(1) (plus a small sorted window), however
+long the history; :meth:`AdxRegimeClassifier.classify` only reads the bars it has not seen.
+docs/regime.md has the details.
 """
 
 from __future__ import annotations
 
-import statistics
-from bisect import bisect_left, insort
+import logging
 from collections import deque
-from datetime import UTC, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from tradebot_core import hookimpl
 from tradebot_core.components import PluginContext, PluginSettings
@@ -39,39 +43,71 @@ from tradebot_core.indicators import (
     AdxState,
     AtrState,
     EmaState,
+    RollingWindow,
+    StructureState,
     VwapState,
-    percentile,
-    structure_of,
 )
 from tradebot_core.types import Regime, RegimeState
 
+log = logging.getLogger(__name__)
+
+_DAY_MINUTES = 24 * 60
+
 
 class AdxRegimeSettings(PluginSettings):
+    """Settings of the ``adx`` regime classifier (YAML: ``regime: {plugin: adx, adx: {...}}``)."""
+
     adx_period: int = Field(default=14, ge=2)
-    atr_period: int = Field(default=14, ge=2)
+    atr_period: int = Field(default=14, ge=1)
     ema_fast: int = Field(default=9, ge=1)
     ema_slow: int = Field(default=21, ge=2)
     structure_lookback: int = Field(default=5, ge=2)
-    trend_adx: float = Field(default=25.0, gt=0, le=100)
+    trend_adx: float = Field(default=25.0, gt=0, lt=100)
+    trend_confirmations: int = Field(default=2, ge=1, le=3)
+    """How many of EMA fast/slow, close/VWAP and structure must agree with the leading DI."""
     volatile_percentile: float = Field(default=90.0, gt=0, lt=100)
     volatile_window: int = Field(default=100, ge=10)
     session_start: time = time(9, 30)
     session_end: time = time(16, 0)
-    edge_minutes: int = Field(default=10, ge=0)
+    edge_minutes: int = Field(default=10, ge=0, le=240)
     news_windows: list[str] = Field(default_factory=list)
-    """Exchange-time windows with no trading, e.g. ["08:29-08:35", "13:59-14:05"]."""
+    """Exchange-time windows with no trading, e.g. ``["08:29-08:35", "13:59-14:05"]``."""
     low_volume_fraction: float = Field(default=0.2, ge=0, lt=1)
+    volume_window: int = Field(default=20, ge=2)
+    confidence_lookback: int = Field(default=5, ge=1)
+    session_roll: time = time(18, 0)
+    """Exchange time at which a new trading day (and the session VWAP) starts: 18:00 on Globex."""
     timezone: str = "America/New_York"
 
     @field_validator("news_windows")
     @classmethod
     def _windows(cls, windows: list[str]) -> list[str]:
         for window in windows:
-            _parse_window(window)
+            parse_window(window)
         return windows
 
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r} (use e.g. 'America/New_York')") from None
+        return name
 
-def _parse_window(text: str) -> tuple[time, time]:
+    @model_validator(mode="after")
+    def _consistent(self) -> AdxRegimeSettings:
+        if self.ema_fast >= self.ema_slow:
+            raise ValueError(
+                f"ema_fast ({self.ema_fast}) must be shorter than ema_slow ({self.ema_slow})"
+            )
+        if self.session_start >= self.session_end:
+            raise ValueError("session_start must be before session_end (same day, exchange time)")
+        return self
+
+
+def parse_window(text: str) -> tuple[time, time]:
+    """``"08:29-08:35"`` -> two times; a window may wrap past midnight (``"23:50-00:10"``)."""
     try:
         start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
     except ValueError:
@@ -79,41 +115,176 @@ def _parse_window(text: str) -> tuple[time, time]:
     return start, end
 
 
+def _minutes(moment: time | datetime) -> float:
+    return moment.hour * 60 + moment.minute + moment.second / 60
+
+
 class AdxRegimeClassifier:
+    """Classifies each closed bar from streaming ADX, ATR, EMA, VWAP and market structure."""
+
     name = "adx"
     Settings = AdxRegimeSettings
 
     def __init__(self, settings: AdxRegimeSettings, context: PluginContext) -> None:
         self.s = settings
         self.tz = ZoneInfo(settings.timezone)
-        self.adx = AdxState(settings.adx_period)
-        self.atr = AtrState(settings.atr_period)
-        self.fast = EmaState(settings.ema_fast)
-        self.slow = EmaState(settings.ema_slow)
+        self.news = [
+            (_minutes(a), _minutes(b)) for a, b in map(parse_window, settings.news_windows)
+        ]
+        self._roll = timedelta(hours=24) - timedelta(
+            hours=settings.session_roll.hour, minutes=settings.session_roll.minute
+        )
+        self._warm_bars = max(2 * settings.adx_period, settings.ema_slow, settings.atr_period + 1)
+        self._reset()
+
+    def _reset(self) -> None:
+        s = self.s
+        self.adx = AdxState(s.adx_period)
+        self.atr = AtrState(s.atr_period)
+        self.fast = EmaState(s.ema_fast)
+        self.slow = EmaState(s.ema_slow)
         self.vwap = VwapState()
-        self.atr_window: deque[float] = deque(maxlen=settings.volatile_window)
-        self.atr_sorted: list[float] = []  # the same values, kept sorted for the percentile
-        self.volumes: deque[int] = deque(maxlen=20)
-        self.recent: deque[Regime] = deque(maxlen=5)
-        self.news = [_parse_window(w) for w in settings.news_windows]
+        self.structure = StructureState(s.structure_lookback)
+        self.atr_window = RollingWindow(s.volatile_window)
+        self.volumes = RollingWindow(s.volume_window)
+        self.recent: deque[Regime] = deque(maxlen=s.confidence_lookback)
         self._seen = 0
+        self._last: tuple[Regime, float, str, float, int] | None = None
+        self._state: RegimeState | None = None
+
+    # --- the hook ---------------------------------------------------------------------------
 
     def classify(self, history: FootprintHistory) -> RegimeState:
+        """The regime after the newest closed bar; only bars not seen before are processed."""
+        count = len(history)
+        if count < self._seen:
+            log.warning("history shrank from %d to %d bars: starting over", self._seen, count)
+            self._reset()
+        if count == 0:
+            return RegimeState(
+                regime=Regime.NO_TRADE, confidence=1.0, bar_ts_ns=0, reason="no closed bar yet"
+            )
+        if count == self._seen and self._state is not None:
+            return self._state
         bars = history.bars
-        for index in range(self._seen, len(bars)):  # only the bars not seen yet
-            self._update(bars[index])
-        self._seen = len(bars)
-        bar = bars[-1]
-        tick = float(history.instrument.tick_size)
-        structure = self._structure(bars)
-        regime, strength, reason = self._raw(bars, structure)
+        for index in range(self._seen, count):
+            self._step(bars[index])
+        self._seen = count
+        self._state = self._publish(history)
+        return self._state
+
+    # --- one bar ----------------------------------------------------------------------------
+
+    def _step(self, bar: np.void) -> None:
+        high, low, close = float(bar["high"]), float(bar["low"]), float(bar["close"])
+        volume = int(bar["volume"])
+        ts_open, ts_close = int(bar["ts_open"]), int(bar["ts_close"])
+        start = datetime.fromtimestamp(ts_open / 1e9, self.tz)
+        end = datetime.fromtimestamp(ts_close / 1e9, self.tz)
+        self.adx.update(high, low, close)
+        atr = self.atr.update(high, low, close)
+        self.fast.update(close)
+        self.slow.update(close)
+        self.vwap.update(float(bar["pv"]), float(volume), self.session_of(start))
+        structure = self.structure.update(high, low)
+        regime, strength, reason = self._raw(start, end, close, volume, structure)
+        self.atr_window.append(atr)  # after the test: ATR is compared with the bars before it
+        self.volumes.append(volume)
         self.recent.append(regime)
-        agreement = sum(r is regime for r in self.recent) / len(self.recent)
-        confidence = 1.0 if regime is Regime.NO_TRADE else 0.5 * agreement + 0.5 * strength
+        if regime is Regime.NO_TRADE:
+            confidence = 1.0
+        else:
+            agreement = sum(r is regime for r in self.recent) / len(self.recent)
+            confidence = 0.5 * agreement + 0.5 * min(1.0, max(0.0, strength))
+        self._last = (regime, confidence, reason, float(structure), ts_open)
+
+    def session_of(self, local: datetime) -> date:
+        """The trading day of a bar opening at ``local``: from ``session_roll`` to the next one."""
+        return (local + self._roll).date()
+
+    def _raw(
+        self, start: datetime, end: datetime, close: float, volume: int, structure: int
+    ) -> tuple[Regime, float, str]:
+        edge = self._edge(start, end)
+        if edge:
+            return Regime.NO_TRADE, 1.0, edge
+        if self.adx.adx != self.adx.adx or self.slow.value != self.slow.value:
+            return Regime.NO_TRADE, 1.0, f"indicators warming up ({self._warm_bars} bars)"
+        if len(self.volumes) >= max(2, self.s.volume_window // 2):
+            median = self.volumes.median()
+            if volume < self.s.low_volume_fraction * median:
+                return Regime.NO_TRADE, 1.0, f"low volume: {volume} vs median {median:g}"
+        atr = self.atr.value
+        if len(self.atr_window) >= self.s.volatile_window // 2:
+            threshold = self.atr_window.percentile(self.s.volatile_percentile)
+            if threshold > 0 and atr > threshold:
+                return (
+                    Regime.VOLATILE,
+                    4.0 * (atr / threshold - 1.0),
+                    f"ATR {atr:.2f}t above its p{self.s.volatile_percentile:g} ({threshold:.2f}t)",
+                )
+        return self._trend_or_range(close, structure)
+
+    def _trend_or_range(self, close: float, structure: int) -> tuple[Regime, float, str]:
+        adx, trend = self.adx.adx, self.s.trend_adx
+        if adx <= trend:
+            return Regime.RANGING, (trend - adx) / trend, f"ADX {adx:.1f} <= {trend:g}"
+        plus, minus = self.adx.plus_di, self.adx.minus_di
+        direction = 1 if plus > minus else -1 if minus > plus else 0
+        votes = {
+            "EMA": _sign(self.fast.value - self.slow.value),
+            "VWAP": _sign(close - self.vwap.value) if self.vwap.value == self.vwap.value else 0,
+            "structure": structure,
+        }
+        agree = [name for name, vote in votes.items() if direction and vote == direction]
+        if direction and len(agree) >= self.s.trend_confirmations:
+            regime = Regime.TRENDING_UP if direction > 0 else Regime.TRENDING_DOWN
+            lead = "+DI" if direction > 0 else "-DI"
+            return (
+                regime,
+                (adx - trend) / trend,
+                f"ADX {adx:.1f} > {trend:g}, {lead} leads, confirmed by {', '.join(agree)}",
+            )
+        return (
+            Regime.RANGING,
+            0.0,
+            f"ADX {adx:.1f} > {trend:g} but direction unconfirmed "
+            f"({len(agree)} of 3 agree, {self.s.trend_confirmations} needed)",
+        )
+
+    def _edge(self, start: datetime, end: datetime) -> str:
+        """Why the bar is at a session edge or in a news window, or ``""``."""
+        edge = self.s.edge_minutes
+        if edge:
+            decided = _minutes(end)  # a trade on this bar would be decided at its close
+            open_ = _minutes(self.s.session_start)
+            close = _minutes(self.s.session_end)
+            if open_ <= decided < open_ + edge:
+                return f"session open ({edge} min)"
+            if close - edge <= decided <= close:
+                return f"session close ({edge} min)"
+        if self.news:
+            first = _minutes(start)
+            last = _minutes(end)
+            if last < first:  # the bar crosses midnight
+                last += _DAY_MINUTES
+            for news_start, news_end in self.news:
+                stop = news_end + _DAY_MINUTES if news_end < news_start else news_end
+                for shift in (-_DAY_MINUTES, 0, _DAY_MINUTES):
+                    if news_start + shift <= last and first <= stop + shift:
+                        return f"news window {_hhmm(news_start)}-{_hhmm(news_end)}"
+        return ""
+
+    # --- the answer -------------------------------------------------------------------------
+
+    def _publish(self, history: FootprintHistory) -> RegimeState:
+        assert self._last is not None
+        regime, confidence, reason, structure, ts_open = self._last
+        tick = float(history.instrument.tick_size)
         return RegimeState(
             regime=regime,
             confidence=round(min(1.0, max(0.0, confidence)), 4),
-            bar_ts_ns=int(bar["ts_open"]),
+            bar_ts_ns=ts_open,
             indicators={
                 "adx": self.adx.adx,
                 "plus_di": self.adx.plus_di,
@@ -122,81 +293,22 @@ class AdxRegimeClassifier:
                 "ema_fast": self.fast.value * tick,
                 "ema_slow": self.slow.value * tick,
                 "vwap": self.vwap.value * tick,
-                "structure": float(structure),
+                "structure": structure,
             },
             reason=reason,
         )
 
-    def _update(self, bar: np.void) -> None:
-        high, low, close = float(bar["high"]), float(bar["low"]), float(bar["close"])
-        self.adx.update(high, low, close)
-        atr = self.atr.update(high, low, close)
-        if atr == atr:  # not NaN
-            if len(self.atr_window) == self.atr_window.maxlen:
-                del self.atr_sorted[bisect_left(self.atr_sorted, self.atr_window[0])]
-            self.atr_window.append(atr)
-            insort(self.atr_sorted, atr)
-        self.fast.update(close)
-        self.slow.update(close)
-        session = (self._local(int(bar["ts_open"])) + timedelta(hours=6)).date()
-        self.vwap.update(float(bar["pv"]), float(bar["volume"]), session)
-        self.volumes.append(int(bar["volume"]))
 
-    def _local(self, ts_ns: int) -> datetime:
-        return datetime.fromtimestamp(ts_ns / 1e9, UTC).astimezone(self.tz)
+def _sign(value: float) -> int:
+    return 1 if value > 0 else -1 if value < 0 else 0
 
-    def _structure(self, bars: np.ndarray) -> int:
-        lookback = self.s.structure_lookback
-        if len(bars) < lookback:
-            return 0
-        recent = bars[-lookback:]
-        return structure_of(recent["high"].tolist(), recent["low"].tolist())
 
-    def _raw(self, bars: np.ndarray, structure: int) -> tuple[Regime, float, str]:
-        bar = bars[-1]
-        adx = self.adx.adx
-        edge = self._edge(int(bar["ts_open"]), int(bar["ts_close"]))
-        if edge:
-            return Regime.NO_TRADE, 1.0, edge
-        if adx != adx or self.fast.value != self.fast.value or self.slow.value != self.slow.value:
-            return Regime.NO_TRADE, 1.0, "indicators warming up"
-        if len(self.volumes) >= 10:
-            median = float(statistics.median(self.volumes))
-            if bar["volume"] < self.s.low_volume_fraction * median:
-                return Regime.NO_TRADE, 1.0, f"low volume: {bar['volume']} vs median {median:.0f}"
-        if len(self.atr_window) >= self.atr_window.maxlen // 2:
-            threshold = percentile(self.atr_sorted, self.s.volatile_percentile)
-            if threshold > 0 and self.atr.value > threshold:
-                strength = min(1.0, (self.atr.value / threshold - 1) * 4)
-                return Regime.VOLATILE, strength, f"ATR above its p{self.s.volatile_percentile:g}"
-        trend = self.s.trend_adx
-        if adx > trend:
-            strength = min(1.0, (adx - trend) / trend)
-            up = self.adx.plus_di > self.adx.minus_di and self.fast.value > self.slow.value
-            down = self.adx.minus_di > self.adx.plus_di and self.fast.value < self.slow.value
-            if up and structure >= 0:
-                return Regime.TRENDING_UP, strength, f"ADX {adx:.1f}, +DI leads, EMA9 > EMA21"
-            if down and structure <= 0:
-                return Regime.TRENDING_DOWN, strength, f"ADX {adx:.1f}, -DI leads, EMA9 < EMA21"
-            return Regime.RANGING, 0.0, f"ADX {adx:.1f} but direction unconfirmed"
-        return Regime.RANGING, min(1.0, (trend - adx) / trend), f"ADX {adx:.1f} < {trend:g}"
-
-    def _edge(self, ts_open: int, ts_close: int) -> str:
-        start, end = self._local(ts_open), self._local(ts_close)
-        day = start.date()
-        open_ = datetime.combine(day, self.s.session_start, self.tz)
-        close = datetime.combine(day, self.s.session_end, self.tz)
-        edge = timedelta(minutes=self.s.edge_minutes)
-        if open_ <= start < open_ + edge:
-            return "session open"
-        if close - edge < end <= close:
-            return "session close"
-        for first, last in self.news:
-            if first <= end.time() and start.time() <= last:
-                return f"news window {first:%H:%M}-{last:%H:%M}"
-        return ""
+def _hhmm(minutes: float) -> str:
+    whole = int(minutes) % _DAY_MINUTES
+    return f"{whole // 60:02d}:{whole % 60:02d}"
 
 
 @hookimpl
 def register_regime_classifiers(register: Any) -> None:
+    """Register the ``adx`` regime classifier."""
     register(AdxRegimeClassifier)
