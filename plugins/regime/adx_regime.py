@@ -149,7 +149,7 @@ class AdxRegimeClassifier:
         self.volumes = RollingWindow(s.volume_window)
         self.recent: deque[Regime] = deque(maxlen=s.confidence_lookback)
         self._seen = 0
-        self._last: tuple[Regime, float, str, float, int] | None = None
+        self._last: tuple[Regime, float, str, float, int, float] | None = None
         self._state: RegimeState | None = None
 
     # --- the hook ---------------------------------------------------------------------------
@@ -196,7 +196,7 @@ class AdxRegimeClassifier:
         else:
             agreement = sum(r is regime for r in self.recent) / len(self.recent)
             confidence = 0.5 * agreement + 0.5 * min(1.0, max(0.0, strength))
-        self._last = (regime, confidence, reason, float(structure), ts_open)
+        self._last = (regime, confidence, reason, float(structure), ts_open, close)
 
     def session_of(self, local: datetime) -> date:
         """The trading day of a bar opening at ``local``: from ``session_roll`` to the next one."""
@@ -279,7 +279,7 @@ class AdxRegimeClassifier:
 
     def _publish(self, history: FootprintHistory) -> RegimeState:
         assert self._last is not None
-        regime, confidence, reason, structure, ts_open = self._last
+        regime, confidence, reason, structure, ts_open, close = self._last
         tick = float(history.instrument.tick_size)
         return RegimeState(
             regime=regime,
@@ -294,6 +294,7 @@ class AdxRegimeClassifier:
                 "ema_slow": self.slow.value * tick,
                 "vwap": self.vwap.value * tick,
                 "structure": structure,
+                "close": close * tick,
             },
             reason=reason,
         )
