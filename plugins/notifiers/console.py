@@ -1,14 +1,21 @@
-"""The ``console`` notifier: one coloured line per event, for a person watching the terminal."""
+"""The ``console`` notifier: one coloured line per event, for a person watching the terminal.
+
+A line is ``2024-11-13 09:30:00 trade_closed    long 1 MES 5000.25 -> 5003.25 (target): net
+$13.76``: the event's time in exchange time (the replayed time, not the wall clock), its kind,
+and its message. Winning trades are green and losing ones red; a lost feed, a halt or a watchdog
+alarm is red, their recoveries green.
+
+Printing is synchronous (a terminal line takes microseconds), so there is no ``start``/``stop``.
+"""
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import BaseModel, Field, field_validator
 from rich.console import Console
 from rich.text import Text
 
@@ -32,54 +39,123 @@ STYLES = {
     EventKind.REGIME_CHANGED: "yellow",
     EventKind.SESSION_STATE: "bold yellow",
     EventKind.AUTO_FLATTEN: "bold yellow",
+    EventKind.HIGH_MARGIN_DAY: "bold yellow",
+    EventKind.TIER_CHANGE: "bold magenta",
     EventKind.DAILY_DIGEST: "bold cyan",
     EventKind.ERROR: "bold red",
     EventKind.WATCHDOG: "bold red",
     EventKind.REBOOT_DETECTED: "bold magenta",
 }
+WIN, LOSS, FLAT = "bold green", "bold red", "bold"
+FEED_STYLES = {
+    "disconnected": "bold red",
+    "gap": "bold yellow",
+    "connected": "green",
+    "reconnected": "bold green",
+}
+SESSION_STYLES = {"halted": "bold red", "resumed": "bold green"}
 
 
 class ConsoleSettings(PluginSettings):
+    """The ``notifiers.console`` section."""
+
     kinds: list[EventKind] = Field(default_factory=lambda: list(DEFAULT_KINDS))
     stream: Literal["stdout", "stderr"] = "stderr"
     timestamps: Literal["exchange", "none"] = "exchange"
     """Prefix each line with the event's time in exchange time (``timezone``), as replayed."""
     timezone: str = "America/New_York"
+    colour: bool = True
+    """False: plain text even on a terminal (rich already drops colour when piped)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {name!r} (an IANA name such as America/Chicago)"
+            ) from None
+        return name
 
 
 class ConsoleNotifier:
+    """Prints one line per event."""
+
     name = "console"
     Settings = ConsoleSettings
 
-    def __init__(self, settings: ConsoleSettings, context: PluginContext | None) -> None:
+    def __init__(self, settings: ConsoleSettings, context: PluginContext | None = None) -> None:
         self.settings = settings
         self.kinds = settings.kinds
         self.tz = ZoneInfo(settings.timezone)
-        self.console = Console(file=sys.stdout if settings.stream == "stdout" else sys.stderr)
+        # no file given: rich looks up sys.stdout / sys.stderr at each print
+        self.console = Console(
+            stderr=settings.stream == "stderr",
+            no_color=not settings.colour,
+            highlight=False,
+            soft_wrap=True,
+        )
 
     def notify(self, event: Event) -> None:
+        """Print the event's line."""
         self.console.print(self.render(event))
 
     def render(self, event: Event) -> Text:
+        """The event's line, styled (no markup is parsed in messages)."""
         line = Text()
-        if self.settings.timestamps == "exchange" and event.ts_ns:
+        if self.settings.timestamps == "exchange" and event.ts_ns > 0:
             when = datetime.fromtimestamp(event.ts_ns / 1e9, self.tz)
             line.append(when.strftime("%Y-%m-%d %H:%M:%S "), style="dim")
-        line.append(f"{event.kind.value:<15} ", style=_style(event))
-        line.append(event.message or _fallback(event))
+        line.append(f"{event.kind.value:<15} ", style=style_for(event))
+        line.append(event.message or fallback(event))
         return line
 
 
-def _style(event: Event) -> str:
+def style_for(event: Event) -> str:
+    """The rich style of an event's kind column: by outcome where there is one."""
+    payload = _payload(event)
     if event.kind is EventKind.TRADE_CLOSED:
-        net = Decimal(str(event.payload_dict().get("net_pnl", "0")))
-        return "bold green" if net > 0 else "bold red" if net < 0 else "bold"
+        return _by_sign(payload.get("net_pnl"))
+    if event.kind is EventKind.DAILY_DIGEST:
+        return _by_sign(payload.get("realized_pnl"))
+    if event.kind is EventKind.FEED_STATUS:
+        return FEED_STYLES.get(str(payload.get("kind")), "")
+    if event.kind is EventKind.SESSION_STATE:
+        return SESSION_STYLES.get(str(payload.get("state")), STYLES[EventKind.SESSION_STATE])
+    if event.kind is EventKind.WATCHDOG and payload.get("stalled") is False:
+        return "bold green"
     return STYLES.get(event.kind, "")
 
 
-def _fallback(event: Event) -> str:
-    data: Any = event.payload_dict()
-    return ", ".join(f"{k}={v}" for k, v in list(data.items())[:6])
+def fallback(event: Event) -> str:
+    """A line for an event published without a message."""
+    data = _payload(event)
+    if event.kind is EventKind.TRADE_OPENED and "entry_price" in data:
+        line = f"{data.get('direction', '')} {data.get('quantity', '')} {data.get('symbol', '')}"
+        line += f" @ {data['entry_price']}"
+        line += "".join(
+            f", {key} {data[f'{key}_price']}"
+            for key in ("stop", "target")
+            if data.get(f"{key}_price") is not None
+        )
+        return line.strip()
+    shown = [(k, v) for k, v in data.items() if not isinstance(v, dict | list)]
+    return ", ".join(f"{k}={v}" for k, v in shown[:6]) or event.kind.value
+
+
+def _payload(event: Event) -> dict[str, Any]:
+    if isinstance(event.payload, BaseModel):
+        return event.payload.model_dump(mode="json")
+    return dict(event.payload) if isinstance(event.payload, dict) else {}
+
+
+def _by_sign(value: Any) -> str:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        return FLAT
+    return WIN if amount > 0 else LOSS if amount < 0 else FLAT
 
 
 @hookimpl
