@@ -3,32 +3,64 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from kernel.scripted import kernel_manager
-from status_page.queued import STATUS_CONFIG, QueuedFeed, QueuedPlugin
+from status_page.queued import QueuedFeed, QueuedPlugin, status_config
 
 import plugins.services.status_page as status_page_plugin
 from tradebot_core.config import load_config
 from tradebot_core.pipeline import Pipeline
 
 
+@dataclass
+class Live:
+    pipeline: Pipeline
+    url: str
+    run: asyncio.Task
+    page: Any
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/ws"
+
+
 @pytest.fixture
-async def live(tmp_path):
-    """``(pipeline, base_url, run_task)`` with the status page listening."""
-    QueuedFeed.queue = asyncio.Queue()
-    manager = kernel_manager()
-    manager.register(status_page_plugin, "status_page")
-    manager.register(QueuedPlugin(), "queued")
-    path = tmp_path / "tradebot.yaml"
-    path.write_text(STATUS_CONFIG)
-    pipeline = Pipeline(load_config(path), manager, journal_path=tmp_path / "j.db")
-    task = asyncio.create_task(pipeline.run())
-    page = pipeline.services[0]
-    for _ in range(200):
-        if page.port:
-            break
-        await asyncio.sleep(0.01)
-    yield pipeline, f"http://127.0.0.1:{page.port}", task
-    await QueuedFeed.queue.put(None)
-    await asyncio.wait_for(task, 10)
+async def start_live(tmp_path) -> AsyncIterator[Callable[..., Any]]:
+    """``await start_live(services_yaml)``: a running pipeline with the page; ended afterwards."""
+    started: list[Live] = []
+
+    async def start(services: str | None = None) -> Live:
+        QueuedFeed.queue = asyncio.Queue()
+        manager = kernel_manager()
+        manager.register(status_page_plugin, "status_page")
+        manager.register(QueuedPlugin(), "queued")
+        path = tmp_path / "tradebot.yaml"
+        path.write_text(status_config(services) if services else status_config())
+        pipeline = Pipeline(load_config(path), manager, journal_path=tmp_path / "j.db")
+        task = asyncio.create_task(pipeline.run())
+        page = pipeline.services[0]
+        for _ in range(300):
+            if page.port and page._runner is not None:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            raise TimeoutError("the status page did not start within 3 s")
+        live = Live(pipeline, f"http://127.0.0.1:{page.port}", task, page)
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        if not live.run.done():
+            await QueuedFeed.queue.put(None)
+        await asyncio.wait_for(live.run, 10)
+
+
+@pytest.fixture
+async def live(start_live) -> Live:
+    """The pipeline with the page, a token and a fake vendor key configured."""
+    return await start_live()

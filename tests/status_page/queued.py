@@ -1,14 +1,20 @@
-"""A feed the test controls through a queue (imported as ``status_page.queued``)."""
+"""Helpers of the status page tests (imported as ``status_page.queued``): a feed the test drives
+through a queue, the config with a token and a fake vendor key, and tick minutes to feed."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from kernel.scripted import BASE_CONFIG
+import numpy as np
+from kernel.scripted import BASE_CONFIG, et, make_ticks
 
 from tradebot_core import hookimpl
-from tradebot_core.types import FeedStatus, FeedStatusKind
+from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch
+
+TOKEN = "tok-SECRET-abcdef"
+API_KEY = "db-SECRET-key-123456"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 class QueuedFeed:
@@ -35,13 +41,33 @@ class QueuedPlugin:
         register(QueuedFeed)
 
 
-STATUS_CONFIG = BASE_CONFIG.replace(
-    "feed: {plugin: scripted, scripted: {batches: 1}}",
-    """
+def status_config(services: str = f"{{port: 0, token: {TOKEN}}}") -> str:
+    """The kernel tests' config on the queued feed, with a fake Databento key and the page."""
+    return BASE_CONFIG.replace(
+        "feed: {plugin: scripted, scripted: {batches: 1}}",
+        f"""
 feed:
   plugin: queued
-  databento: {api_key: db-SECRET-key-123456}
+  databento: {{api_key: {API_KEY}}}
 services:
-  status_page: {port: 0, token: tok-SECRET-abcdef}
+  status_page: {services}
 """,
-)
+    )
+
+
+def minutes(start_minute: int, count: int, seed: int = 1) -> np.ndarray:
+    """``count`` minutes of ES trades from 10:``start_minute`` ET (one seeded random walk)."""
+    ticks = make_ticks(et(2024, 11, 13, 10, 0), 300 * (start_minute + count), seed=seed)
+    t0 = int(et(2024, 11, 13, 10, start_minute).timestamp() * 1e9)
+    t1 = t0 + count * 60 * 10**9
+    return ticks[(ticks["ts_event"] >= t0) & (ticks["ts_event"] < t1)]
+
+
+async def feed(ticks: np.ndarray, pipeline: Any) -> None:
+    """Hand ticks to the run and wait (bounded) until the pipeline has processed them."""
+    await QueuedFeed.queue.put(TickBatch("ES", ticks))
+    for _ in range(500):
+        if QueuedFeed.queue.empty() and pipeline.last_ts_ns >= int(ticks["ts_event"][-1]):
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("the pipeline did not take the batch within 5 s")

@@ -12,9 +12,11 @@ from tradebot_core.types import EventKind
 
 
 async def get(url: str) -> tuple[int, object]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-        async with http.get(url) as response:
-            return response.status, await response.json()
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+        http.get(url) as response,
+    ):
+        return response.status, await response.json()
 
 
 async def test_health_before_and_after_ticks(live):
