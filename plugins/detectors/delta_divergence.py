@@ -1,11 +1,4 @@
-"""``delta_divergence``: price makes a new extreme that the delta does not confirm.
-
-**Bearish** (-> SHORT): the bar's high is above the highs of the previous ``lookback`` bars while
-the order flow disagrees: with ``use: bar`` (default) the bar's delta is negative; with
-``use: cumulative`` cumulative delta is below its highest of those bars; ``either`` takes both.
-**Bullish** (-> LONG) mirrors it at a new low with positive delta (or cumulative delta above its
-lowest). Bars with volume below ``min_volume`` are ignored. Strength: 0.5 + |delta| / volume.
-"""
+"""``delta_divergence``: price makes a new extreme that the order flow does not confirm."""
 
 from __future__ import annotations
 
@@ -22,70 +15,102 @@ from ._ladder import Ladder
 
 
 class DeltaDivergenceSettings(PluginSettings):
-    lookback: int = Field(default=5, ge=1)
-    use: Literal["bar", "cumulative", "either"] = "bar"
-    min_volume: int = Field(default=100, ge=0)
+    """``lookback`` (5), ``use`` ('bar'), ``min_volume`` (100)."""
+
+    lookback: int = Field(
+        default=5, ge=1, le=500, description="earlier closed bars the new extreme must exceed"
+    )
+    use: Literal["bar", "cumulative", "either"] = Field(
+        default="bar",
+        description="'bar': the bar's delta disagrees; 'cumulative': cumulative delta does; "
+        "'either': one of the two",
+    )
+    min_volume: int = Field(default=100, ge=0, description="bars with less volume are ignored")
 
 
 class DeltaDivergenceDetector:
+    """Delta divergence: the last closed bar makes a new high (low) over the ``lookback`` bars
+    before it, but the aggressors do not confirm it.
+
+    * **bearish_delta_divergence** (SHORT, at the bar's high): ``high > max(high of the previous
+      lookback bars)`` and, with ``use: bar`` (default), the bar's delta is negative; with
+      ``use: cumulative``, the bar's cumulative delta is below the highest cumulative delta of
+      those bars (it made no new high with price); ``use: either`` takes either.
+    * **bullish_delta_divergence** (LONG, at the bar's low): ``low < min(low of the previous
+      lookback bars)`` and the bar's delta is positive / its cumulative delta is above the lowest
+      of those bars.
+
+    Needs ``lookback`` earlier bars; bars with volume below ``min_volume`` are skipped.
+    Cumulative delta is the footprint engine's (reset each session). Strength:
+    ``0.5 + 0.5 x gap / volume``, capped at 1, where gap is how far the flow disagrees: the
+    delta against the move (bar) or the shortfall of cumulative delta from its extreme
+    (cumulative), the larger of those that fired.
+    """
+
     name = "delta_divergence"
     Settings = DeltaDivergenceSettings
 
-    def __init__(self, settings: DeltaDivergenceSettings, context: PluginContext | None) -> None:
-        self.s = settings
+    def __init__(
+        self, settings: DeltaDivergenceSettings, context: PluginContext | None = None
+    ) -> None:
+        self.settings = settings
 
     def on_bar_closed(self, history: FootprintHistory) -> list[Signal]:
-        bars = history.bars
-        k = self.s.lookback
-        if len(bars) <= k:
-            return []
-        bar, before = bars[-1], bars[-k - 1 : -1]
-        volume, delta, cum = int(bar["volume"]), int(bar["delta"]), int(bar["cum_delta"])
-        if volume < self.s.min_volume:
+        """A divergence at the last closed bar's new high or new low, if any."""
+        k = self.settings.lookback
+        if len(history) <= k:
             return []
         ladder = Ladder.last(history)
-        strength = 0.5 + abs(delta) / max(volume, 1)
+        volume = ladder.total_volume
+        if volume < self.settings.min_volume or volume == 0:
+            return []
+        before = history.bars[-k - 1 : -1]
+        highs, lows = before["high"].tolist(), before["low"].tolist()
         signals = []
-        if bar["high"] > before["high"].max():
-            bar_says = delta < 0
-            cum_says = cum < before["cum_delta"].max()
-            if self._diverges(bar_says, cum_says):
-                signals.append(
-                    ladder.signal(
-                        "bearish_delta_divergence",
-                        Direction.SHORT,
-                        int(bar["high"]),
-                        strength,
-                        f"new {k}-bar high {ladder.price(int(bar['high']))} on delta {delta:+d}, "
-                        f"cumulative {cum:+d} vs {int(before['cum_delta'].max()):+d}",
-                        self.name,
-                    )
-                )
-        if bar["low"] < before["low"].min():
-            bar_says = delta > 0
-            cum_says = cum > before["cum_delta"].min()
-            if self._diverges(bar_says, cum_says):
-                signals.append(
-                    ladder.signal(
-                        "bullish_delta_divergence",
-                        Direction.LONG,
-                        int(bar["low"]),
-                        strength,
-                        f"new {k}-bar low {ladder.price(int(bar['low']))} on delta {delta:+d}, "
-                        f"cumulative {cum:+d} vs {int(before['cum_delta'].min()):+d}",
-                        self.name,
-                    )
-                )
+        if ladder.high > max(highs):
+            peak = max(before["cum_delta"].tolist())
+            gap = self._gap(-ladder.delta, peak - ladder.cum_delta)
+            if gap is not None:
+                signals.append(self._signal(ladder, gap, peak, max(highs), bearish=True))
+        if ladder.low < min(lows):
+            trough = min(before["cum_delta"].tolist())
+            gap = self._gap(ladder.delta, ladder.cum_delta - trough)
+            if gap is not None:
+                signals.append(self._signal(ladder, gap, trough, min(lows), bearish=False))
         return signals
 
-    def _diverges(self, bar_says: bool, cum_says: bool) -> bool:
-        if self.s.use == "bar":
-            return bar_says
-        if self.s.use == "cumulative":
-            return cum_says
-        return bar_says or cum_says
+    def _gap(self, against: int, shortfall: int) -> int | None:
+        """How far the flow disagrees, or None when it does not (under ``use``)."""
+        use = self.settings.use
+        fired = []
+        if use in ("bar", "either") and against > 0:
+            fired.append(against)
+        if use in ("cumulative", "either") and shortfall > 0:
+            fired.append(shortfall)
+        return max(fired) if fired else None
+
+    def _signal(
+        self, ladder: Ladder, gap: int, cum_extreme: int, old_extreme: int, bearish: bool
+    ) -> Signal:
+        k = self.settings.lookback
+        word, ticks = ("high", ladder.high) if bearish else ("low", ladder.low)
+        best = "highest" if bearish else "lowest"
+        reason = (
+            f"new {k}-bar {word} {ladder.price(ticks)} (previous {ladder.price(old_extreme)}) "
+            f"on delta {ladder.delta:+d} of {ladder.total_volume}; cumulative delta "
+            f"{ladder.cum_delta:+d} vs {best} {cum_extreme:+d} in the {k} bars before"
+        )
+        return ladder.signal(
+            "bearish_delta_divergence" if bearish else "bullish_delta_divergence",
+            Direction.SHORT if bearish else Direction.LONG,
+            ticks,
+            0.5 + 0.5 * gap / ladder.total_volume,
+            reason,
+            self.name,
+        )
 
 
 @hookimpl
 def register_detectors(register: Any) -> None:
+    """Register the delta divergence detector."""
     register(DeltaDivergenceDetector)

@@ -1,82 +1,86 @@
-"""``imbalance``: buy and sell imbalances, by diagonal comparison.
-
-Rule (as Sierra Chart's Numbers Bars and ATAS compare them): a **buy imbalance** at price P is
-``ask volume at P >= ratio x bid volume at P - 1 tick`` with ``ask volume at P >= min_volume``;
-a **sell imbalance** at P is ``bid volume at P >= ratio x ask volume at P + 1 tick`` with
-``bid volume at P >= min_volume``. A weak side of zero counts (an infinite ratio) unless
-``zero_counts: false``. One signal per direction per bar, at the strongest level (highest ratio,
-then volume); the reason says how many levels qualified. Strength = ratio / (2 x threshold),
-capped at 1 (so exactly at the threshold: 0.5).
-
-buy_imbalance -> LONG (aggressive buyers lifting offers); sell_imbalance -> SHORT.
-"""
+"""``imbalance``: buy and sell imbalances in the last closed bar, by diagonal comparison."""
 
 from __future__ import annotations
 
 from typing import Any
-
-import numpy as np
 
 from tradebot_core import hookimpl
 from tradebot_core.components import PluginContext
 from tradebot_core.footprint import FootprintHistory
 from tradebot_core.types import Direction, Signal
 
-from ._ladder import DiagonalSettings, Ladder, diagonal_imbalances
+from ._ladder import DiagonalSettings, Ladder, weak_ratio
 
 
 class ImbalanceSettings(DiagonalSettings):
-    pass
+    """``ratio`` (3.0), ``min_volume`` (10), ``zero_weak_side`` ('imbalance')."""
 
 
 class ImbalanceDetector:
+    """Buy and sell imbalances, compared diagonally as Sierra Chart (Numbers Bars, "Dominant Side
+    Auction"), ATAS (Bid/Ask Imbalance) and Quantower do: a buyer lifts the offer at P while the
+    sellers hit the bid one tick lower, so ask at P is weighed against bid at P - 1 tick.
+
+    * **buy_imbalance** (LONG) at P: ``ask[P] >= min_volume`` and
+      ``ask[P] >= ratio x bid[P - 1 tick]``.
+    * **sell_imbalance** (SHORT) at P: ``bid[P] >= min_volume`` and
+      ``bid[P] >= ratio x ask[P + 1 tick]``.
+    * A weak side of 0 (``zero_weak_side``): ``imbalance`` (default) counts it, so the level
+      needs only ``min_volume``; ``as_one`` compares against 1 contract (the strong side needs
+      ``max(min_volume, ratio)``); ``ignore`` never calls it an imbalance (ATAS's "ignore zero
+      values").
+    * The bar's low has no buy comparison and its high no sell comparison (the diagonal
+      neighbour is outside the bar).
+    * The ratio is compared exactly (``ratio`` as a fraction): 300 vs 100 at 3.0 fires, 299 not.
+
+    One signal per direction per bar, not one per level: at the strongest level (highest
+    ``strong / max(weak, 1)``, then the larger strong side, then the lower price). The reason
+    gives its numbers and how many levels qualified. Strength: ``strong / max(weak, 1)`` over
+    twice ``ratio``, capped at 1 (0.5 exactly at the threshold).
+    """
+
     name = "imbalance"
     Settings = ImbalanceSettings
 
-    def __init__(self, settings: ImbalanceSettings, context: PluginContext | None) -> None:
-        self.s = settings
+    def __init__(self, settings: ImbalanceSettings, context: PluginContext | None = None) -> None:
+        self.settings = settings
 
     def on_bar_closed(self, history: FootprintHistory) -> list[Signal]:
+        """The last closed bar's strongest buy and sell imbalance, if any."""
         ladder = Ladder.last(history)
-        buy, sell = diagonal_imbalances(
-            ladder.bid, ladder.ask, self.s.ratio, self.s.min_volume, self.s.zero_counts
-        )
+        found = ladder.imbalances(self.settings)
         signals = []
-        if buy.any():
-            signals.append(self._signal(ladder, buy, "buy"))
-        if sell.any():
-            signals.append(self._signal(ladder, sell, "sell"))
+        if found.buy:
+            signals.append(self._signal(ladder, found.buy, buy=True))
+        if found.sell:
+            signals.append(self._signal(ladder, found.sell, buy=False))
         return signals
 
-    def _signal(self, ladder: Ladder, flags: np.ndarray, side: str) -> Signal:
-        index = np.flatnonzero(flags)
-        if side == "buy":
-            strong, weak = ladder.ask[index], ladder.bid[index - 1]
-        else:
-            strong, weak = ladder.bid[index], ladder.ask[index + 1]
-        ratios = np.where(weak > 0, strong / np.maximum(weak, 1), np.inf)
-        best = int(np.lexsort((strong, ratios))[-1])
-        level, ratio = int(index[best]), float(ratios[best])
-        price = ladder.prices[level]
-        shown = "no" if np.isinf(ratio) else f"{ratio:.2f}x"
-        if side == "buy":
-            reason = (
-                f"ask {int(strong[best])} at {ladder.price(price)} vs bid {int(weak[best])} at "
-                f"{ladder.price(price - 1)}: {shown}"
+    def _signal(self, ladder: Ladder, levels: list[int], buy: bool) -> Signal:
+        bid, ask = ladder.bid.tolist(), ladder.ask.tolist()
+        shift = -1 if buy else 1  # the diagonal neighbour: one tick down (buy), up (sell)
+        strong, weak = (ask, bid) if buy else (bid, ask)
+        best, best_key = levels[0], (-1.0, 0)
+        for i in levels:  # the qualifying levels only, usually a handful
+            key = (weak_ratio(strong[i], weak[i + shift]), strong[i])
+            if key > best_key:  # ties keep the lower price
+                best, best_key = i, key
+        s, w = strong[best], weak[best + shift]
+        ratio = weak_ratio(s, w)
+        names = ("ask", "bid") if buy else ("bid", "ask")
+        shown = f"{ratio:.2f}x" if w else "weak side empty"
+        where, other = ladder.at(best), ladder.at(best + shift)
+        reason = f"{names[0]} {s} at {where} vs {names[1]} {w} at {other}: {shown}"
+        if len(levels) > 1:
+            reason += (
+                f"; {len(levels)} levels from {ladder.at(levels[0])} to {ladder.at(levels[-1])}"
             )
-        else:
-            reason = (
-                f"bid {int(strong[best])} at {ladder.price(price)} vs ask {int(weak[best])} at "
-                f"{ladder.price(price + 1)}: {shown}"
-            )
-        if np.isinf(ratio):
-            reason = reason.replace(": no", ": opposite side empty")
-        reason += f" ({len(index)} level{'s' if len(index) > 1 else ''})"
+        side = "buy" if buy else "sell"
         return ladder.signal(
             f"{side}_imbalance",
-            Direction.LONG if side == "buy" else Direction.SHORT,
-            price,
-            ratio / (2 * self.s.ratio),
+            Direction.LONG if buy else Direction.SHORT,
+            ladder.low + best,
+            ratio / (2 * self.settings.ratio),
             reason,
             self.name,
         )
@@ -84,4 +88,5 @@ class ImbalanceDetector:
 
 @hookimpl
 def register_detectors(register: Any) -> None:
+    """Register the imbalance detector."""
     register(ImbalanceDetector)

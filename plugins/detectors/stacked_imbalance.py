@@ -1,10 +1,4 @@
-"""``stacked_imbalance``: ``levels`` (3) or more consecutive prices with same-side imbalances.
-
-Imbalances as in :mod:`plugins.detectors.imbalance` (diagonal, ``ratio``, ``min_volume``). A stack
-of buy imbalances is support buyers defended level after level: stacked_buy_imbalance -> LONG,
-at the bottom of the stack; stacked_sell_imbalance -> SHORT, at its top. The longest stack per
-side counts. Strength: 0.5 at exactly ``levels``, 1.0 at twice as many.
-"""
+"""``stacked_imbalance``: several consecutive prices with same-side diagonal imbalances."""
 
 from __future__ import annotations
 
@@ -17,40 +11,67 @@ from tradebot_core.components import PluginContext
 from tradebot_core.footprint import FootprintHistory
 from tradebot_core.types import Direction, Signal
 
-from ._ladder import DiagonalSettings, Ladder, diagonal_imbalances, longest_run
+from ._ladder import DiagonalSettings, Ladder, runs
 
 
 class StackedImbalanceSettings(DiagonalSettings):
-    levels: int = Field(default=3, ge=2)
+    """``levels`` (3) plus the diagonal rule's ``ratio``, ``min_volume``, ``zero_weak_side``."""
+
+    levels: int = Field(
+        default=3, ge=2, le=100, description="consecutive imbalanced prices that make a stack"
+    )
 
 
 class StackedImbalanceDetector:
+    """Stacked imbalances (ATAS "Imbalance Range", Quantower "Stacked Imbalances"): ``levels``
+    (3) or more consecutive prices of the last closed bar each holding a diagonal imbalance of
+    the same side, by the rule of :class:`~plugins.detectors.imbalance.ImbalanceDetector`
+    (``ratio``, ``min_volume``, ``zero_weak_side``).
+
+    * **stacked_buy_imbalance** (LONG): buyers lifted offers price after price; the bottom of
+      the stack is where they started, support on a retest: the signal's price.
+    * **stacked_sell_imbalance** (SHORT): the mirror; the top of the stack is the signal's price.
+
+    One signal per side per bar, for its longest stack (ties: the lower stack); the reason gives
+    the range and how many stacks the bar held. Strength: 0.5 at exactly ``levels``, rising by
+    0.5 / ``levels`` per extra level, capped at 1 (1.0 at twice ``levels``).
+    """
+
     name = "stacked_imbalance"
     Settings = StackedImbalanceSettings
 
-    def __init__(self, settings: StackedImbalanceSettings, context: PluginContext | None) -> None:
-        self.s = settings
+    def __init__(
+        self, settings: StackedImbalanceSettings, context: PluginContext | None = None
+    ) -> None:
+        self.settings = settings
 
     def on_bar_closed(self, history: FootprintHistory) -> list[Signal]:
+        """The last closed bar's longest buy and sell stacks of at least ``levels`` prices."""
         ladder = Ladder.last(history)
-        buy, sell = diagonal_imbalances(
-            ladder.bid, ladder.ask, self.s.ratio, self.s.min_volume, self.s.zero_counts
-        )
+        need = self.settings.levels
+        if ladder.n < need + 1:  # a stack of k imbalances needs k + 1 prices
+            return []
+        found = ladder.imbalances(self.settings)
         signals = []
-        for side, flags in (("buy", buy), ("sell", sell)):
-            length, start = longest_run(flags)
-            if length < self.s.levels:
+        for buy, levels in ((True, found.buy), (False, found.sell)):
+            if len(levels) < need:
                 continue
-            low, high = ladder.prices[start], ladder.prices[start + length - 1]
-            price = low if side == "buy" else high
+            stacks = [run for run in runs(levels) if run[1] >= need]
+            if not stacks:
+                continue
+            first, length = max(stacks, key=lambda run: (run[1], -run[0]))
+            bottom, top = ladder.at(first), ladder.at(first + length - 1)
+            side = "buy" if buy else "sell"
+            reason = f"{length} stacked {side} imbalances from {bottom} to {top}"
+            if len(stacks) > 1:
+                reason += f" ({len(stacks)} stacks in the bar)"
             signals.append(
                 ladder.signal(
                     f"stacked_{side}_imbalance",
-                    Direction.LONG if side == "buy" else Direction.SHORT,
-                    price,
-                    0.5 + 0.5 * (length - self.s.levels) / self.s.levels,
-                    f"{length} stacked {side} imbalances from {ladder.price(low)} to "
-                    f"{ladder.price(high)}",
+                    Direction.LONG if buy else Direction.SHORT,
+                    ladder.low + (first if buy else first + length - 1),
+                    0.5 + 0.5 * (length - need) / need,
+                    reason,
                     self.name,
                 )
             )
@@ -59,4 +80,5 @@ class StackedImbalanceDetector:
 
 @hookimpl
 def register_detectors(register: Any) -> None:
+    """Register the stacked imbalance detector."""
     register(StackedImbalanceDetector)
