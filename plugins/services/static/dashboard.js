@@ -1,190 +1,294 @@
-// tradebot dashboard: REST for the first paint, then the /ws stream. No dependencies.
+// tradebot dashboard: REST for the first paint, then the /ws stream. No dependencies, no CDN.
 "use strict";
 
-const SHOWN_BARS = 12, MAX_ROWS = 90, RATIO = 3, MIN_IMB = 10, KEEP_ROWS = 100;
-const state = { bars: [], trades: [], signals: [] };
+// footprint geometry (px) and rules
+const SHOWN_BARS = 14, MAX_ROWS = 56, MIN_BARS = 3;
+const CHART_H = 640, HEAD_H = 34, FOOT_H = 36, AXIS_W = 64, COL_MIN = 100, COL_MAX = 140, CANDLE_W = 9;
+const RATIO = 3, MIN_IMB = 10;  // as the imbalance detector: ask[P] vs bid[P-1], bid[P] vs ask[P+1]
+const KEEP_BARS = 60, KEEP_ROWS = 200;
+
+const state = { bars: [], lastPrice: null, dec: 2 };
+let ROW_H = 16, COL_W = 108;  // fitted to the panel at each render
 const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
 
 const EXCHANGE_TIME = new Intl.DateTimeFormat("en-GB", {
   timeZone: "America/New_York", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 function fmtTime(ns) {  // exchange time (ET), as traders read a CME chart
   return EXCHANGE_TIME.format(new Date(Number(BigInt(ns) / 1000000n)));
 }
-function money(v) { const n = Number(v); return (n >= 0 ? "" : "-") + "$" + Math.abs(n).toFixed(2); }
-function cls(el, v) { el.classList.toggle("pos", Number(v) > 0); el.classList.toggle("neg", Number(v) < 0); }
-
-// -- footprint -------------------------------------------------------------------------------------
-function renderFootprint() {
-  const root = $("footprint");
-  root.textContent = "";
-  if (!state.bars.length) { root.textContent = "waiting for the first bar to close..."; return; }
-  const step = tickOf(state.bars.slice(-SHOWN_BARS));
-  // the newest bars whose prices fit on one ladder together (at least the newest three)
-  const bars = [];
-  let hi = -Infinity, lo = Infinity;
-  for (let i = state.bars.length - 1; i >= 0 && bars.length < SHOWN_BARS; i--) {
-    const b = state.bars[i];
-    const h = Math.max(hi, Number(b.high)), l = Math.min(lo, Number(b.low));
-    if (bars.length >= 3 && (h - l) / step + 1 > MAX_ROWS) break;
-    bars.unshift(b); hi = h; lo = l;
-  }
-  const prices = [];
-  for (let p = hi; p >= lo - step / 2; p -= step) prices.push(Number(p.toFixed(6)));
-  const axis = el("div", "fp-axis");
-  axis.append(el("div", "fp-head", ""));
-  for (const p of prices) axis.append(el("div", "fp-row", p.toFixed(decimals(step))));
-  axis.append(el("div", "fp-foot", "Δ"));
-  root.append(axis);
-  for (const bar of bars) root.append(renderBar(bar, prices, step));
-  root.scrollLeft = root.scrollWidth;
+function money(v) {
+  const n = Number(v);
+  return (n < 0 ? "-" : "") + "$" + Math.abs(n).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
-
-function renderBar(bar, prices, step) {
-  const col = el("div", "fp-bar");
-  col.dataset.barTs = bar.ts_open;
-  const head = el("div", "fp-head");
-  head.append(el("b", "", fmtTime(bar.ts_open).slice(0, 5)), document.createTextNode(`vol ${bar.volume}`));
-  col.append(head);
-  const levels = new Map(bar.levels.map(([p, b, a]) => [Number(p), [b, a]]));
-  const at = (p) => levels.get(Number(p.toFixed(6))) || [0, 0];
-  for (const p of prices) {
-    const row = el("div", "fp-row");
-    const [bid, ask] = at(p);
-    if (p <= Number(bar.high) && p >= Number(bar.low)) {
-      row.classList.add("range");
-      const b = el("span", "b", String(bid)), a = el("span", "a", String(ask));
-      const below = at(p - step)[0], above = at(p + step)[1];
-      if (ask >= MIN_IMB && ask >= RATIO * below && p - step >= Number(bar.low) - 1e-9) a.classList.add("imb");
-      if (bid >= MIN_IMB && bid >= RATIO * above && p + step <= Number(bar.high) + 1e-9) b.classList.add("imb");
-      row.append(b, document.createTextNode("×"), a);
-      if (Math.abs(p - Number(bar.poc)) < 1e-9) row.classList.add("poc");
-      if (Math.abs(p - Number(bar.close)) < 1e-9) row.classList.add("close");
-    }
-    col.append(row);
-  }
-  const foot = el("div", "fp-foot", (bar.delta > 0 ? "+" : "") + bar.delta);
-  cls(foot, bar.delta);
-  col.append(foot);
-  return col;
-}
-
-function tickOf(bars) {
-  let best = Infinity;
-  for (const bar of bars) {
-    const ps = bar.levels.map((l) => Number(l[0]));
-    for (let i = 1; i < ps.length; i++) best = Math.min(best, Math.abs(ps[i] - ps[i - 1]));
-  }
-  return Number.isFinite(best) && best > 0 ? Number(best.toFixed(6)) : 0.25;
-}
-function decimals(step) { const s = String(step); return s.includes(".") ? s.split(".")[1].length : 0; }
+function px(v) { return v === null || v === undefined ? "\u2013" : Number(v).toFixed(state.dec); }
+function signed(n) { return (n > 0 ? "+" : "") + n; }
+function tone(node, v) { node.classList.toggle("pos", Number(v) > 0); node.classList.toggle("neg", Number(v) < 0); }
 function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
   if (text !== undefined) node.textContent = text;
   return node;
 }
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// -- footprint (hand-drawn SVG) --------------------------------------------------------------------
+function tickOf(bars) {
+  let best = Infinity;
+  for (const bar of bars) {
+    const ps = bar.levels.map((l) => Number(l[0]));
+    for (let i = 1; i < ps.length; i++) best = Math.min(best, Math.abs(ps[i] - ps[i - 1]));
+  }
+  return Number.isFinite(best) && best > 0 ? Number(best.toFixed(9)) : 0.25;
+}
+function decimals(step) { const s = String(step); return s.includes(".") ? s.split(".")[1].length : 0; }
+
+function renderFootprint() {
+  const root = $("footprint");
+  if (!state.bars.length) { root.textContent = "waiting for the first bar to close\u2026"; return; }
+  const step = tickOf(state.bars.slice(-SHOWN_BARS));
+  state.dec = decimals(step);
+  const room = root.clientWidth - AXIS_W - 2;
+  const shown = Math.min(SHOWN_BARS, Math.max(MIN_BARS, Math.floor(room / COL_MIN)));
+  COL_W = Math.max(COL_MIN, Math.min(COL_MAX, Math.floor(room / shown)));
+  const tick = (p) => Math.round(Number(p) / step);  // prices as integer ticks: exact keys
+  // the newest bars whose prices fit one ladder together (at least the newest MIN_BARS)
+  const bars = [];
+  let hi = -Infinity, lo = Infinity;
+  for (let i = state.bars.length - 1; i >= 0 && bars.length < shown; i--) {
+    const b = state.bars[i];
+    const h = Math.max(hi, tick(b.high)), l = Math.min(lo, tick(b.low));
+    if (bars.length >= MIN_BARS && h - l + 1 > MAX_ROWS) break;
+    bars.unshift(b); hi = h; lo = l;
+  }
+  const rows = hi - lo + 1;
+  ROW_H = Math.max(13, Math.min(24, Math.floor(CHART_H / rows)));
+  const width = bars.length * COL_W, height = HEAD_H + rows * ROW_H + FOOT_H;
+  const axisSvg = svg("svg", { class: "fp-axis-svg", width: AXIS_W, height, viewBox: `0 0 ${AXIS_W} ${height}` });
+  const chart = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
+  const y = (t) => HEAD_H + (hi - t) * ROW_H;  // top of the row of tick t
+  const dec = decimals(step);
+  const last = state.lastPrice !== null ? tick(state.lastPrice) : tick(bars[bars.length - 1].close);
+  const axis = svg("g", { class: "fp-axis" });
+  if (last >= lo && last <= hi) axis.append(svg("rect", { class: "fp-price-last-bg", x: 2, y: y(last) + 1, width: AXIS_W - 6, height: ROW_H - 2, rx: 2 }));
+  for (let t = hi; t >= lo; t--) {
+    axis.append(svg("text", { class: "fp-price" + (t === last ? " last" : ""), x: AXIS_W - 8, y: y(t) + ROW_H / 2 }, (t * step).toFixed(dec)));
+  }
+  axis.append(svg("text", { class: "fp-axis-label", x: AXIS_W - 8, y: HEAD_H + rows * ROW_H + 15 }, "\u0394"));
+  axis.append(svg("text", { class: "fp-axis-label", x: AXIS_W - 8, y: HEAD_H + rows * ROW_H + 29 }, "cum \u0394"));
+  axisSvg.append(axis);
+  bars.forEach((bar, j) => chart.append(renderBar(bar, j * COL_W, y, tick, rows)));
+  root.replaceChildren(axisSvg, chart);
+  root.scrollLeft = root.scrollWidth;
+}
+
+function renderBar(bar, x0, y, tick, rows) {
+  const g = svg("g", { class: "fp-bar", "data-bar-ts": bar.ts_open });
+  const mid = x0 + CANDLE_W + (COL_W - CANDLE_W) / 2;
+  const left = x0 + CANDLE_W + 3, right = x0 + COL_W - 3;
+  g.append(svg("line", { class: "fp-grid", x1: x0 + 0.5, x2: x0 + 0.5, y1: 0, y2: HEAD_H + rows * ROW_H + FOOT_H }));
+  g.append(svg("text", { class: "fp-time", x: mid, y: 14 }, fmtTime(bar.ts_open).slice(0, 5)));
+  g.append(svg("text", { class: "fp-vol", x: mid, y: 28 }, `vol ${bar.volume.toLocaleString("en-US")}`));
+  const levels = new Map(bar.levels.map(([p, b, a]) => [tick(p), [b, a]]));
+  const at = (t) => levels.get(t) || [0, 0];
+  const high = tick(bar.high), low = tick(bar.low), poc = tick(bar.poc);
+  const vah = tick(bar.vah), val = tick(bar.val);
+  const maxVol = Math.max(1, ...bar.levels.map(([, b, a]) => b + a));
+  g.append(svg("rect", { class: "fp-range", x: left, y: y(high), width: right - left, height: (high - low + 1) * ROW_H }));
+  g.append(svg("rect", { class: "fp-va", x: left, y: y(vah), width: 3, height: (vah - val + 1) * ROW_H }));
+  for (let t = high; t >= low; t--) {
+    const [bid, ask] = at(t);
+    const top = y(t), cy = top + ROW_H / 2;
+    const row = svg("g", { class: "fp-row" + (t === poc ? " poc" : ""), "data-price": bar.levels.length ? t : "" });
+    const w = ((bid + ask) / maxVol) * (right - left);
+    row.append(svg("rect", { class: "fp-prof", x: left, y: top + 2, width: w, height: ROW_H - 4 }));
+    const buyImb = t > low && ask >= MIN_IMB && ask >= RATIO * at(t - 1)[0];
+    const sellImb = t < high && bid >= MIN_IMB && bid >= RATIO * at(t + 1)[1];
+    if (sellImb) row.append(svg("rect", { class: "fp-imb-sell", x: left + 4, y: top + 1, width: mid - left - 10, height: ROW_H - 2, rx: 2 }));
+    if (buyImb) row.append(svg("rect", { class: "fp-imb-buy", x: mid + 6, y: top + 1, width: right - mid - 10, height: ROW_H - 2, rx: 2 }));
+    row.append(svg("text", { class: "fp-num bid" + (sellImb ? " imb" : ""), x: mid - 7, y: cy }, String(bid)));
+    row.append(svg("text", { class: "fp-x", x: mid, y: cy }, "\u00d7"));
+    row.append(svg("text", { class: "fp-num ask" + (buyImb ? " imb" : ""), x: mid + 7, y: cy }, String(ask)));
+    if (t === poc) row.append(svg("rect", { class: "fp-poc", x: left + 1, y: top + 0.5, width: right - left - 2, height: ROW_H - 1, rx: 2 }));
+    g.append(row);
+  }
+  // the candle: wick high-low, body open-close
+  const open = tick(bar.open), close = tick(bar.close);
+  const kind = close > open ? "fp-up" : close < open ? "fp-down" : "fp-flat";
+  const cx = x0 + 2 + (CANDLE_W - 2) / 2;
+  g.append(svg("line", { class: `fp-wick ${kind}`, x1: cx, x2: cx, y1: y(high) + 2, y2: y(low) + ROW_H - 2 }));
+  const bodyTop = y(Math.max(open, close)) + 3, bodyBottom = y(Math.min(open, close)) + ROW_H - 3;
+  g.append(svg("rect", { class: kind, x: x0 + 2, y: bodyTop, width: CANDLE_W - 2, height: Math.max(2, bodyBottom - bodyTop), rx: 1 }));
+  const foot = HEAD_H + rows * ROW_H;
+  g.append(svg("line", { class: "fp-grid", x1: x0, x2: x0 + COL_W, y1: foot + 0.5, y2: foot + 0.5 }));
+  const delta = svg("text", { class: "fp-delta", x: mid, y: foot + 15 }, signed(bar.delta));
+  tone(delta, bar.delta);
+  g.append(delta, svg("text", { class: "fp-cum", x: mid, y: foot + 29 }, signed(bar.cum_delta)));
+  return g;
+}
+
+function addBar(bar) {
+  const known = state.bars.findIndex((b) => b.ts_open === bar.ts_open);
+  if (known >= 0) state.bars[known] = bar; else state.bars.push(bar);
+  if (state.bars.length > KEEP_BARS) state.bars.splice(0, state.bars.length - KEEP_BARS);
+  state.lastPrice = bar.close;
+}
 
 // -- tables ----------------------------------------------------------------------------------------
+function sideCell(direction) { return el("td", direction === "long" ? "buy" : "sell", direction); }
 function tradeRow(t) {
   const tr = el("tr");
   tr.dataset.bracket = t.bracket_id;
-  const net = el("td", "", money(t.net_pnl));
-  cls(net, t.net_pnl);
-  tr.append(el("td", "", fmtTime(t.exit_ts_ns)), el("td", "", t.pattern), el("td", t.direction === "long" ? "buy" : "sell", t.direction),
-            el("td", "", String(t.quantity)), el("td", "", t.entry_price), el("td", "", t.exit_price), el("td", "", t.exit_reason), net);
+  const net = el("td", "num", money(t.net_pnl));
+  tone(net, t.net_pnl);
+  tr.append(el("td", "", fmtTime(t.exit_ts_ns)), el("td", "", t.pattern || ""), sideCell(t.direction),
+            el("td", "", String(t.quantity)), el("td", "", px(t.entry_price)), el("td", "", px(t.exit_price)),
+            el("td", "", t.exit_reason), net);
   return tr;
 }
 function signalRow(s) {
   const tr = el("tr");
   const decided = s.approved === undefined || s.approved === null ? "" : (s.approved ? "approved" : "rejected");
-  const why = s.reasons ? (Array.isArray(s.reasons) ? s.reasons : JSON.parse(s.reasons)) : [];
-  const decision = el("td", decided, decided);
+  const why = Array.isArray(s.reasons) ? s.reasons : [];
+  const decision = el("td", "decision " + decided, decided + (decided === "rejected" && why.length ? ": " + why[why.length - 1] : ""));
   decision.title = why.join("\n");
-  tr.append(el("td", "", fmtTime(s.ts_ns)), el("td", "", s.pattern), el("td", s.direction === "long" ? "buy" : "sell", s.direction),
-            el("td", "", String(s.price)), el("td", "", Number(s.strength).toFixed(2)), decision);
+  tr.append(el("td", "", fmtTime(s.ts_ns)), el("td", "", s.pattern), sideCell(s.direction),
+            el("td", "", px(s.price)), el("td", "num", Number(s.strength).toFixed(2)), decision);
   return tr;
 }
-function prepend(tableId, row) {
+function prepend(tableId, row, fresh) {
   const body = $(tableId).tBodies[0];
+  if (fresh) row.classList.add("new");
   body.prepend(row);
   while (body.rows.length > KEEP_ROWS) body.deleteRow(body.rows.length - 1);
 }
+function fill(tableId, rows) { $(tableId).tBodies[0].replaceChildren(...rows); }
 
 // -- status ----------------------------------------------------------------------------------------
 function renderStatus(s) {
   $("symbol").textContent = s.trading_symbol || s.symbol;
   const pill = $("status");
-  pill.textContent = s.risk.halted ? "halted" : "trading";
-  pill.className = "pill " + (s.risk.halted ? "halted" : "ok");
-  pill.title = s.risk.halt_reason || "";
-  $("pnl").textContent = money(s.risk.realized); cls($("pnl"), s.risk.realized);
-  $("position").textContent = String(s.position);
+  if (!pill.classList.contains("down")) {
+    pill.textContent = s.risk.halted ? "halted" : "trading";
+    pill.className = "pill " + (s.risk.halted ? "halted" : "ok");
+    pill.title = s.risk.halt_reason || "";
+  }
+  $("pnl").textContent = money(s.risk.realized); tone($("pnl"), s.risk.realized);
+  $("position").textContent = signed(s.position);
+  $("open-count").textContent = s.positions.length > 1 ? `${s.positions.length} open` : "";
   $("balance").textContent = money(s.account.balance);
   $("trade-count").textContent = String(s.summary.trades);
-  if (s.last_price) $("last").textContent = s.last_price;
+  if (s.last_price) { $("last").textContent = px(s.last_price); state.lastPrice = s.last_price; }
+  if (s.last_ts_ns) $("last-time").textContent = fmtTime(s.last_ts_ns) + " ET";
   if (s.regime) renderRegime(s.regime);
+  $("token-state").textContent = s.token_configured ? "" : "control disabled: no token configured";
+  fill("positions", s.positions.map((p) => {
+    const tr = el("tr");
+    tr.append(sideCell(p.direction), el("td", "", String(p.quantity)), el("td", "", px(p.entry_price)),
+              el("td", "sell", px(p.stop_price)), el("td", "buy", px(p.target_price)));
+    return tr;
+  }));
+  $("flat").hidden = s.positions.length > 0;
   const form = $("settings");
   for (const key of ["daily_profit_target", "daily_loss_limit", "max_position"]) {
     if (document.activeElement !== form.elements[key]) form.elements[key].value = s.risk[key];
   }
 }
+function renderStatistics(st) {
+  $("win-rate").textContent = st.win_rate === null ? "\u2013" : Math.round(st.win_rate * 100) + "%";
+  $("profit-factor").textContent = st.profit_factor === null ? (st.wins ? "\u221e" : "\u2013") : st.profit_factor;
+  $("drawdown").textContent = money(st.max_drawdown);
+}
 function renderRegime(r) {
-  $("regime").textContent = r.regime.replace("_", " ");
+  $("regime").textContent = r.regime.replaceAll("_", " ");
   $("confidence").textContent = Math.round(r.confidence * 100) + "%";
   $("regime-reason").textContent = r.reason || "";
-  const body = $("indicators").tBodies[0];
-  body.textContent = "";
-  for (const [k, v] of Object.entries(r.indicators || {})) {
+  fill("indicators", Object.entries(r.indicators || {}).map(([k, v]) => {
     const tr = el("tr");
-    tr.append(el("td", "", k.replace("_", " ")), el("td", "", Number.isFinite(v) ? Number(v).toFixed(2) : "–"));
-    body.append(tr);
-  }
+    tr.append(el("td", "", k.replaceAll("_", " ")), el("td", "", v === null || !Number.isFinite(v) ? "\u2013" : Number(v).toFixed(2)));
+    return tr;
+  }));
 }
+const getJSON = (url) => fetch(url).then((r) => { if (!r.ok) throw new Error(url + ": " + r.status); return r.json(); });
 let statusTimer = null;
-function refreshStatusSoon() {
+function refreshStatusSoon() {  // many events in a burst: one refresh
   if (statusTimer) return;
   statusTimer = setTimeout(async () => {
     statusTimer = null;
-    try { renderStatus(await (await fetch("/api/session/status")).json()); } catch (e) { /* next time */ }
-  }, 250);
+    try {
+      const [status, stats] = await Promise.all([getJSON("/api/session/status"), getJSON("/api/statistics")]);
+      renderStatus(status); renderStatistics(stats);
+    } catch (e) { /* the next event tries again */ }
+  }, 200);
+}
+async function loadAll() {
+  const [status, stats, bars, trades, signals] = await Promise.all(
+    ["/api/session/status", "/api/statistics", "/api/bars", "/api/trades?limit=" + KEEP_ROWS, "/api/signals?limit=" + KEEP_ROWS].map(getJSON));
+  renderStatus(status); renderStatistics(stats);
+  const newest = bars.length ? bars[bars.length - 1].ts_open : -1;  // keep bars streamed meanwhile
+  state.bars = bars.concat(state.bars.filter((b) => b.ts_open > newest));
+  renderFootprint();
+  fill("trades", trades.map(tradeRow));
+  fill("signals", signals.map(signalRow));
 }
 
 // -- live stream -----------------------------------------------------------------------------------
+let connected = false;
 function connect() {
-  const ws = new WebSocket(`ws://${location.host}/ws`);
-  ws.onopen = () => { $("status").classList.remove("down"); refreshStatusSoon(); };
-  ws.onclose = () => { const p = $("status"); p.textContent = "disconnected"; p.className = "pill down"; setTimeout(connect, 2000); };
+  const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+  ws.onopen = () => {
+    $("status").classList.remove("down");
+    if (connected) loadAll().catch(() => {});  // a reconnect: catch up on what was missed
+    connected = true;
+    refreshStatusSoon();
+  };
+  ws.onclose = () => {
+    const pill = $("status"); pill.textContent = "disconnected"; pill.className = "pill down";
+    setTimeout(connect, 2000);
+  };
   ws.onmessage = (message) => {
     const m = JSON.parse(message.data);
-    if (m.type === "bar") {
-      state.bars.push(m.data);
-      if (state.bars.length > 60) state.bars.shift();
-      renderFootprint();
-      refreshStatusSoon();
-    } else if (m.type === "decision") {
-      prepend("signals", signalRow({ ...m.data.signal, ts_ns: m.ts_ns, approved: m.data.intent !== null, reasons: m.data.reasons }));
-    } else if (m.type === "trade_closed") {
-      prepend("trades", tradeRow(m.data));
-      refreshStatusSoon();
-    } else if (m.type === "regime") {
-      renderRegime(m.data);
-    } else {
-      refreshStatusSoon();
+    switch (m.type) {
+      case "bar": addBar(m.data); renderFootprint(); $("last").textContent = px(m.data.close); refreshStatusSoon(); break;
+      case "decision":
+        prepend("signals", signalRow({ ...m.data.signal, ts_ns: m.ts_ns, approved: m.data.intent !== null, reasons: m.data.reasons }), true);
+        break;
+      case "trade_closed": {
+        prepend("trades", tradeRow(m.data), true);
+        const count = $("trade-count"); count.textContent = String(Number(count.textContent) + 1 || 1);
+        refreshStatusSoon();
+        break;
+      }
+      case "regime": renderRegime(m.data); break;
+      case "resync": loadAll().catch(() => {}); break;
+      case "signal": break;  // shown with its decision
+      default: refreshStatusSoon();
     }
   };
 }
 
 // -- controls --------------------------------------------------------------------------------------
-function headers() {
-  const token = $("token").value || sessionStorage.getItem("tradebot-token") || "";
-  if ($("token").value) sessionStorage.setItem("tradebot-token", $("token").value);
-  return { "Content-Type": "application/json", Authorization: "Bearer " + token };
+function token() {
+  let value = $("token").value || sessionStorage.getItem("tradebot-token") || "";
+  if (!value) value = window.prompt("Control token (services.status_page.token):") || "";
+  if (value) { sessionStorage.setItem("tradebot-token", value); $("token").value = value; }
+  return value;
 }
+function headers() { return { "Content-Type": "application/json", Authorization: "Bearer " + token() }; }
+function note(id, ok, text) { const n = $(id); n.textContent = text; n.classList.toggle("error", !ok); }
 for (const button of document.querySelectorAll("button[data-action]")) {
   button.addEventListener("click", async () => {
-    const r = await fetch(`/api/session/${button.dataset.action}`, { method: "POST", headers: headers() });
+    const action = button.dataset.action;
+    if (action === "stop" && !window.confirm("Flatten every position and end the run?")) return;
+    const r = await fetch(`/api/session/${action}`, { method: "POST", headers: headers() });
     const body = await r.json();
-    $("control-result").textContent = r.ok ? `${body.action}: done` : body.error;
+    if (r.status === 401) sessionStorage.removeItem("tradebot-token");
+    note("control-result", r.ok, r.ok ? `${body.action}: done` : body.error);
     refreshStatusSoon();
   });
 }
@@ -194,19 +298,14 @@ $("settings").addEventListener("submit", async (e) => {
   for (const [k, v] of new FormData(e.target)) if (v !== "") data[k] = k === "max_position" ? Number(v) : v;
   const r = await fetch("/api/settings", { method: "POST", headers: headers(), body: JSON.stringify(data) });
   const body = await r.json();
-  $("settings-result").textContent = r.ok ? "applied" : body.error;
+  if (r.status === 401) sessionStorage.removeItem("tradebot-token");
+  note("settings-result", r.ok, r.ok ? "applied" : body.error);
   refreshStatusSoon();
 });
 
 // -- first paint -----------------------------------------------------------------------------------
-(async function init() {
-  $("token").value = sessionStorage.getItem("tradebot-token") || "";
-  const [status, bars, trades, signals] = await Promise.all(
-    ["/api/session/status", "/api/bars", "/api/trades?limit=100", "/api/signals?limit=100"].map((u) => fetch(u).then((r) => r.json())));
-  renderStatus(status);
-  state.bars = bars;
-  renderFootprint();
-  for (const t of trades.reverse()) prepend("trades", tradeRow(t));
-  for (const s of signals.reverse()) prepend("signals", signalRow(s));
-  connect();
-})();
+let resizeTimer = null;
+window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(renderFootprint, 150); });
+$("token").value = sessionStorage.getItem("tradebot-token") || "";
+$("token").addEventListener("change", () => sessionStorage.setItem("tradebot-token", $("token").value));
+loadAll().catch((e) => note("control-result", false, "could not load the state: " + e.message)).finally(connect);
