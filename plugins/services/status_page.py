@@ -372,6 +372,13 @@ class StatusPage:
             if limits:
                 p.risk.update_settings(**limits)
             if changes.symbol:
+                tier = p.account.tier
+                if tier is not None:  # the tier picks the symbol: a switch would be ignored
+                    return _error(
+                        f"symbol: the account's tier {tier.name!r} decides the symbol "
+                        f"({tier.symbol}): change account.tiers instead",
+                        400,
+                    )
                 p.switch_symbol(changes.symbol.upper())
         except ValidationError as exc:  # the limits together (as the config validates them)
             return _error("; ".join(format_validation_error(exc, None, ())), 400)

@@ -30,16 +30,17 @@ class Live:
 
 @pytest.fixture
 async def start_live(tmp_path) -> AsyncIterator[Callable[..., Any]]:
-    """``await start_live(services_yaml)``: a running pipeline with the page; ended afterwards."""
+    """``await start_live(services_yaml, extra_yaml)``: a running pipeline with the page; the
+    run is ended after the test."""
     started: list[Live] = []
 
-    async def start(services: str | None = None) -> Live:
+    async def start(services: str | None = None, extra: str = "") -> Live:
         QueuedFeed.queue = asyncio.Queue()
         manager = kernel_manager()
         manager.register(status_page_plugin, "status_page")
         manager.register(QueuedPlugin(), "queued")
         path = tmp_path / "tradebot.yaml"
-        path.write_text(status_config(services) if services else status_config())
+        path.write_text(status_config(services, extra) if services else status_config(extra=extra))
         pipeline = Pipeline(load_config(path), manager, journal_path=tmp_path / "j.db")
         task = asyncio.create_task(pipeline.run())
         page = pipeline.services[0]

@@ -41,9 +41,10 @@ class QueuedPlugin:
         register(QueuedFeed)
 
 
-def status_config(services: str = f"{{port: 0, token: {TOKEN}}}") -> str:
-    """The kernel tests' config on the queued feed, with a fake Databento key and the page."""
-    return BASE_CONFIG.replace(
+def status_config(services: str = f"{{port: 0, token: {TOKEN}}}", extra: str = "") -> str:
+    """The kernel tests' config on the queued feed, with a fake Databento key and the page
+    (``extra``: more top-level YAML)."""
+    return extra + BASE_CONFIG.replace(
         "feed: {plugin: scripted, scripted: {batches: 1}}",
         f"""
 feed:

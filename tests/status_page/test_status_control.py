@@ -149,3 +149,13 @@ async def test_settings_are_applied_to_the_running_session(live):
     await feed(minutes(0, 10), p)
     orders = p.journal.rows("SELECT symbol FROM orders")
     assert orders and {o["symbol"] for o in orders} == {"MES"}
+
+
+async def test_a_symbol_switch_is_refused_while_tiers_choose_the_symbol(start_live):
+    tiers = "account: {tiers: [{name: micro, min_balance: 0, symbol: MES}]}\n"
+    live = await start_live(extra=tiers)
+    assert live.pipeline.account.symbol == "MES"
+    status, body = await post(live.url + "/api/settings", AUTH, {"symbol": "ES"})
+    assert status == 400 and "tier 'micro' decides the symbol" in body["error"]
+    assert live.pipeline.account.symbol == "MES"
+    assert live.pipeline.account.default_symbol == "ES"

@@ -187,3 +187,19 @@ def test_a_client_far_behind_is_told_to_resync():
 
 def m_of(messages: list[dict], kind: str) -> list[dict]:
     return [m for m in messages if m["type"] == kind]
+
+
+async def test_a_client_that_never_reads_does_not_hold_up_the_stop(live):
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(live.ws_url, headers={"Origin": live.url}),  # never receives
+    ):
+        for _ in range(100):
+            if live.page.clients:
+                break
+            await asyncio.sleep(0.01)
+        await feed(minutes(0, 5), live.pipeline)
+        await QueuedFeed.queue.put(None)
+        summary = await asyncio.wait_for(live.run, 8)  # its close handshake is cut after 2 s
+    assert summary.exit == "completed"
+    assert not live.page.clients and not live.page._sockets
