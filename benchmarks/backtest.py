@@ -14,9 +14,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-from plugins.backtest.engine import run_backtest
-from plugins.backtest.executors import make_executor
-from plugins.feeds.demo import session_dates
+from tradebot_plugins.backtest.engine import run_backtest
+from tradebot_plugins.backtest.executors import make_executor
+from tradebot_plugins.feeds.demo import session_dates
+
 from tradebot_core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

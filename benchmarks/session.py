@@ -57,7 +57,7 @@ class BenchmarkPlugin:
 
 
 def session_ticks(trades: int, symbol: str) -> np.ndarray:
-    from plugins.feeds.demo import DemoSettings, generate_session
+    from tradebot_plugins.feeds.demo import DemoSettings, generate_session
 
     settings = DemoSettings(trades_per_session=trades)
     return generate_session(settings, InstrumentRegistry()[symbol], date(2024, 11, 13), seed=7)

@@ -9,6 +9,9 @@ import pluggy
 __version__ = "0.1.0"
 
 PROJECT_NAME = "tradebot"
+"""The entry-point group, the pluggy project name and the command."""
+DISTRIBUTION_NAME = "tradebot-orderflow"
+"""What ``pip install`` calls it (``tradebot`` on PyPI is another project)."""
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
-__all__ = ["PROJECT_NAME", "__version__", "hookimpl"]
+__all__ = ["DISTRIBUTION_NAME", "PROJECT_NAME", "__version__", "hookimpl"]

@@ -26,7 +26,7 @@ from typing import Any
 import pluggy
 from pydantic import BaseModel, ValidationError
 
-from . import PROJECT_NAME, hookimpl, hookspecs
+from . import DISTRIBUTION_NAME, PROJECT_NAME, hookimpl, hookspecs
 from .components import NoSettings, PluginContext
 from .config import ConfigError, LoadedConfig, format_validation_error
 from .secrets import register_secrets_of
@@ -122,7 +122,7 @@ class PluginManager:
             dist = ep.dist
             version = dist.version if dist else "0"
             dist_name = dist.metadata["Name"] if dist else "?"
-            source = "builtin" if dist_name == PROJECT_NAME else dist_name
+            source = "builtin" if dist_name == DISTRIBUTION_NAME else dist_name
             self.register(plugin, ep.name, version=version, source=source)
         self.pm.check_pending()
 

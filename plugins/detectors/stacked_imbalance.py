@@ -25,7 +25,7 @@ class StackedImbalanceSettings(DiagonalSettings):
 class StackedImbalanceDetector:
     """Stacked imbalances (ATAS "Imbalance Range", Quantower "Stacked Imbalances"): ``levels``
     (3) or more consecutive prices of the last closed bar each holding a diagonal imbalance of
-    the same side, by the rule of :class:`~plugins.detectors.imbalance.ImbalanceDetector`
+    the same side, by the rule of :class:`~tradebot_plugins.detectors.imbalance.ImbalanceDetector`
     (``ratio``, ``min_volume``, ``zero_weak_side``).
 
     * **stacked_buy_imbalance** (LONG): buyers lifted offers price after price; the bottom of

@@ -12,8 +12,8 @@ before to the close) it plays the day's trades, with the aggressor side from the
 
 Symbols: a continuous symbol (``ES.c.0``, the default for the run's instrument), an explicit
 contract (``ESZ5``), or ``front``: the front-month contract of each day (see
-:mod:`plugins.feeds.cme_contracts`). HTTP 429 and 5xx answers are retried with backoff; an error
-keeps Databento's own message and never the API key.
+:mod:`tradebot_plugins.feeds.cme_contracts`). HTTP 429 and 5xx answers are retried with
+backoff; an error keeps Databento's own message and never the API key.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The feed subscribes (default: dataset ``GLBX.MDP3``, schema ``trades``, ``{symbo
 continuous) and yields :class:`~tradebot_core.types.TickBatch` batches as records arrive: a batch
 is cut at ``batch_max`` records or ``batch_max_ms`` after its first record, whichever comes first.
 Records are accumulated as raw DBN bytes and converted with numpy in one go per batch
-(:func:`plugins.feeds.dbn_ticks.records_to_ticks`), never one Python object per tick.
+(:func:`tradebot_plugins.feeds.dbn_ticks.records_to_ticks`), never one Python object per tick.
 
 Connection changes come out as :class:`~tradebot_core.types.FeedStatus` between batches:
 ``CONNECTED`` once, then for each drop ``DISCONNECTED``, and after the reconnect ``RECONNECTED``
@@ -49,8 +49,8 @@ import numpy as np
 from databento.common.constants import SCHEMA_STRUCT_MAP
 from databento.common.error import BentoError
 from pydantic import Field, SecretStr, field_validator, model_validator
+from tradebot_plugins.feeds.dbn_ticks import records_to_ticks
 
-from plugins.feeds.dbn_ticks import records_to_ticks
 from tradebot_core import hookimpl
 from tradebot_core.components import PluginContext, PluginSettings
 from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch

@@ -1,10 +1,10 @@
 """The ``demo`` feed: seeded, simulated CME sessions with order flow worth trading.
 
 A session is generated in one vectorized numpy pass (:func:`generate_session`; the model is in
-:mod:`plugins.feeds._demo_model` and :mod:`plugins.feeds._demo_episodes`, described in
-``docs/demo-feed.md``), then streamed: ``SESSION_START``, tick batches of ``batch_size`` trades,
-``SESSION_END``, for each weekday session from ``start_date``. The feed never sleeps: the kernel
-paces replays; between batches it only yields control to the event loop.
+:mod:`tradebot_plugins.feeds._demo_model` and :mod:`tradebot_plugins.feeds._demo_episodes`,
+described in ``docs/demo-feed.md``), then streamed: ``SESSION_START``, tick batches of
+``batch_size`` trades, ``SESSION_END``, for each weekday session from ``start_date``. The feed
+never sleeps: the kernel paces replays; between batches it only yields control to the event loop.
 
 Each session's random stream is seeded from ``(seed, date)``: session k is the same whatever
 ``sessions`` is, and a date's session is the same whatever ``start_date`` is, so a backtest day

@@ -25,9 +25,9 @@ One sender delivers in order; each answer is handled as Discord documents it:
 * **any other 4xx**: that message is undeliverable; the next one is tried.
 
 An event too big for one message is split across several (see
-:mod:`plugins.notifiers._discord_embeds`), never cut. Nothing is dropped silently: what cannot be
-delivered goes to ``on_undeliverable(event, reason)`` (a constructor keyword or an attribute; the
-pipeline points it at the journal; by default it logs an error).
+:mod:`tradebot_plugins.notifiers._discord_embeds`), never cut. Nothing is dropped silently:
+what cannot be delivered goes to ``on_undeliverable(event, reason)`` (a constructor keyword or
+an attribute; the pipeline points it at the journal; by default it logs an error).
 
 The webhook URL holds a secret token: it is a ``SecretStr``, registered with
 :mod:`tradebot_core.secrets` (httpx logs request URLs), and no log line, exception or repr made
@@ -46,8 +46,8 @@ from typing import Any
 
 import httpx
 from pydantic import ConfigDict, Field, SecretStr, field_validator
+from tradebot_plugins.notifiers._discord_embeds import messages_for
 
-from plugins.notifiers._discord_embeds import messages_for
 from tradebot_core import __version__, hookimpl
 from tradebot_core.components import PluginContext, PluginSettings
 from tradebot_core.secrets import register_secret

@@ -39,9 +39,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from tradebot_plugins.services._status_stats import trade_statistics
+from tradebot_plugins.services._status_stream import STREAMED, ClientQueue, dumps
 
-from plugins.services._status_stats import trade_statistics
-from plugins.services._status_stream import STREAMED, ClientQueue, dumps
 from tradebot_core import __version__, hookimpl
 from tradebot_core.components import PluginContext, PluginSettings
 from tradebot_core.config import format_validation_error

@@ -7,8 +7,7 @@ from datetime import date
 import numpy as np
 import pytest
 from kernel.scripted import ScriptedFeed, et, kernel_manager, make_ticks
-
-from plugins.backtest import jobs
+from tradebot_plugins.backtest import jobs
 
 DAYS = [date(2024, 11, d) for d in (11, 12, 13, 14, 15, 18, 19)]
 

@@ -7,10 +7,10 @@ from datetime import date
 
 import pytest
 from feeds_databento_hist.hist_gateway import KEY, FakeDatabento, start, tls_contexts
+from tradebot_plugins.backtest.commands import prepare_feed
+from tradebot_plugins.backtest.engine import run_backtest
+from tradebot_plugins.backtest.executors import InlineExecutor
 
-from plugins.backtest.commands import prepare_feed
-from plugins.backtest.engine import run_backtest
-from plugins.backtest.executors import InlineExecutor
 from tradebot_core.config import load_config
 
 MBO = "esh4-glbx-mdp3-20231225.mbo.dbn.zst"

@@ -8,11 +8,11 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from kernel.scripted import BASE_CONFIG, ScriptedFeed, kernel_manager
+from tradebot_plugins.backtest import stats
+from tradebot_plugins.backtest.engine import run_backtest
+from tradebot_plugins.backtest.executors import InlineExecutor
+from tradebot_plugins.backtest.jobs import DayJob, run_day
 
-from plugins.backtest import stats
-from plugins.backtest.engine import run_backtest
-from plugins.backtest.executors import InlineExecutor
-from plugins.backtest.jobs import DayJob, run_day
 from tradebot_core.config import load_config
 from tradebot_core.pipeline import Pipeline
 from tradebot_core.types import EventKind

@@ -5,8 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import numpy as np
-
-from plugins.backtest import stats, stress
+from tradebot_plugins.backtest import stats, stress
 
 
 def trades(*nets):

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import databento as db
 import numpy as np
-
-from plugins.detectors import (
+from tradebot_plugins.detectors import (
     absorption,
     delta_divergence,
     exhaustion,
@@ -24,8 +23,9 @@ from plugins.detectors import (
     stacked_imbalance,
     unfinished_business,
 )
-from plugins.feeds.dbn_ticks import records_to_ticks
-from plugins.feeds.demo import DemoSettings, generate_session
+from tradebot_plugins.feeds.dbn_ticks import records_to_ticks
+from tradebot_plugins.feeds.demo import DemoSettings, generate_session
+
 from tradebot_core.footprint import FootprintEngine
 from tradebot_core.instruments import Instrument, InstrumentRegistry
 

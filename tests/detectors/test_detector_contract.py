@@ -32,7 +32,7 @@ LOOSE = {
 
 
 def registered(module_name: str) -> list[type]:
-    module = importlib.import_module(f"plugins.detectors.{module_name}")
+    module = importlib.import_module(f"tradebot_plugins.detectors.{module_name}")
     found: list[type] = []
     module.register_detectors(found.append)
     return found
@@ -50,7 +50,7 @@ def test_each_module_registers_one_detector_named_after_it(module_name):
 def test_the_entry_points_lead_to_these_modules():
     declared = {ep.name: ep.value for ep in entry_points(group="tradebot")}
     for name in MODULES:
-        assert declared[name] == f"plugins.detectors.{name}"
+        assert declared[name] == f"tradebot_plugins.detectors.{name}"
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_a_later_bar_does_not_change_an_earlier_call(footprint):
 
 
 def test_alternating_histories_never_share_a_bar(footprint, detect):
-    from plugins.detectors.imbalance import ImbalanceDetector
+    from tradebot_plugins.detectors.imbalance import ImbalanceDetector
 
     buying = footprint.history(ladder(5000, [(10, 10), (10, 90), (10, 10)]))
     selling = footprint.history(ladder(5000, [(10, 10), (90, 10), (10, 10)]))

@@ -6,13 +6,12 @@ import re
 from decimal import Decimal
 
 from detectors.footprint_builder import BarSpec
-
-from plugins.detectors.absorption import AbsorptionDetector
-from plugins.detectors.delta_divergence import DeltaDivergenceDetector
-from plugins.detectors.exhaustion import ExhaustionDetector
-from plugins.detectors.imbalance import ImbalanceDetector
-from plugins.detectors.stacked_imbalance import StackedImbalanceDetector
-from plugins.detectors.unfinished_business import UnfinishedBusinessDetector
+from tradebot_plugins.detectors.absorption import AbsorptionDetector
+from tradebot_plugins.detectors.delta_divergence import DeltaDivergenceDetector
+from tradebot_plugins.detectors.exhaustion import ExhaustionDetector
+from tradebot_plugins.detectors.imbalance import ImbalanceDetector
+from tradebot_plugins.detectors.stacked_imbalance import StackedImbalanceDetector
+from tradebot_plugins.detectors.unfinished_business import UnfinishedBusinessDetector
 
 ROW = re.compile(r"^\s*(\d+\.\d+)\s+(\d+) x\s+(\d+)(.*)$")
 CLAIM = re.compile(r"^=> (?:(not) (\w+)|(\w+) at (\d+\.\d+) \((LONG|SHORT)\))$")

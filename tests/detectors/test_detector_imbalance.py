@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 from detectors.footprint_builder import ladder
+from tradebot_plugins.detectors.imbalance import ImbalanceDetector
+from tradebot_plugins.detectors.stacked_imbalance import StackedImbalanceDetector
 
-from plugins.detectors.imbalance import ImbalanceDetector
-from plugins.detectors.stacked_imbalance import StackedImbalanceDetector
 from tradebot_core.types import Direction
 
 # -- single imbalances ---------------------------------------------------------------------------

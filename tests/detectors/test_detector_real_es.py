@@ -9,14 +9,14 @@ from fractions import Fraction
 
 import databento as db
 import pytest
+from tradebot_plugins.detectors.absorption import AbsorptionDetector
+from tradebot_plugins.detectors.delta_divergence import DeltaDivergenceDetector
+from tradebot_plugins.detectors.exhaustion import ExhaustionDetector
+from tradebot_plugins.detectors.imbalance import ImbalanceDetector
+from tradebot_plugins.detectors.stacked_imbalance import StackedImbalanceDetector
+from tradebot_plugins.detectors.unfinished_business import UnfinishedBusinessDetector
+from tradebot_plugins.feeds.dbn_ticks import records_to_ticks
 
-from plugins.detectors.absorption import AbsorptionDetector
-from plugins.detectors.delta_divergence import DeltaDivergenceDetector
-from plugins.detectors.exhaustion import ExhaustionDetector
-from plugins.detectors.imbalance import ImbalanceDetector
-from plugins.detectors.stacked_imbalance import StackedImbalanceDetector
-from plugins.detectors.unfinished_business import UnfinishedBusinessDetector
-from plugins.feeds.dbn_ticks import records_to_ticks
 from tradebot_core.footprint import FootprintEngine
 from tradebot_core.instruments import InstrumentRegistry
 

@@ -7,11 +7,11 @@ from fractions import Fraction
 
 import pytest
 from detectors.footprint_builder import ladder
+from tradebot_plugins.detectors.absorption import AbsorptionDetector
+from tradebot_plugins.detectors.delta_divergence import DeltaDivergenceDetector
+from tradebot_plugins.detectors.exhaustion import ExhaustionDetector
+from tradebot_plugins.detectors.unfinished_business import UnfinishedBusinessDetector
 
-from plugins.detectors.absorption import AbsorptionDetector
-from plugins.detectors.delta_divergence import DeltaDivergenceDetector
-from plugins.detectors.exhaustion import ExhaustionDetector
-from plugins.detectors.unfinished_business import UnfinishedBusinessDetector
 from tradebot_core.types import Direction
 
 # -- exhaustion ----------------------------------------------------------------------------------

@@ -3,8 +3,7 @@
 from datetime import date
 
 import pytest
-
-from plugins.feeds.cme_contracts import equity_roll_date, front_month, third_friday
+from tradebot_plugins.feeds.cme_contracts import equity_roll_date, front_month, third_friday
 
 
 def test_third_friday_and_the_equity_roll_thursday():

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-
-from plugins.feeds.cme_contracts import (
+from tradebot_plugins.feeds.cme_contracts import (
     crude_last_trading_day,
     equity_roll_date,
     front_month,

@@ -9,9 +9,9 @@ import databento as db
 import numpy as np
 import pytest
 from feeds_databento_hist.hist_gateway import KEY, FakeDatabento, start, tls_contexts
+from tradebot_plugins.feeds.databento_feed import DatabentoError, DatabentoFeed, DatabentoSettings
+from tradebot_plugins.feeds.dbn_ticks import records_to_ticks
 
-from plugins.feeds.databento_feed import DatabentoError, DatabentoFeed, DatabentoSettings
-from plugins.feeds.dbn_ticks import records_to_ticks
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import InstrumentRegistry
 from tradebot_core.types import FeedStatus, TickBatch
@@ -185,7 +185,7 @@ async def test_the_key_comes_from_the_environment(gateway, tmp_path, shared_data
 async def test_the_cost_is_logged_before_anything_is_downloaded(gateway, tmp_path, caplog):
     fake, address = gateway
     fake.cost = 1.5
-    with caplog.at_level(logging.INFO, logger="plugins.feeds.databento_feed"):
+    with caplog.at_level(logging.INFO, logger="tradebot_plugins.feeds.databento_feed"):
         await play(feed(address, tmp_path, end=NEXT, budget_usd="10"))
     messages = [r.getMessage() for r in caplog.records]
     priced = next(i for i, m in enumerate(messages) if "cost $3.00 (budget $10)" in m)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 from live_gateway import LoopbackLiveGateway
+from tradebot_plugins.feeds.databento_live import DatabentoLiveFeed, DatabentoLiveSettings
 
-from plugins.feeds.databento_live import DatabentoLiveFeed, DatabentoLiveSettings
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import InstrumentRegistry
 from tradebot_core.types import FeedStatus, TickBatch

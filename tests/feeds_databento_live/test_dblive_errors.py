@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from dblive_support import API_KEY, collect, make_feed, ticks_of
 from live_gateway import ConnectionPlan, LoopbackLiveGateway
+from tradebot_plugins.feeds.databento_live import DatabentoLiveError
+from tradebot_plugins.feeds.dbn_ticks import records_to_ticks
 
-from plugins.feeds.databento_live import DatabentoLiveError
-from plugins.feeds.dbn_ticks import records_to_ticks
 from tradebot_core.types import FeedStatusKind, TickBatch
 
 WRONG_KEY = "db-Wr0ngK3yWr0ngK3yWr0ngK3yXyZ9"

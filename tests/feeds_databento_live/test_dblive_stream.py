@@ -10,10 +10,10 @@ import pytest
 from dblive_support import API_KEY, collect, make_feed, ticks_of
 from live_gateway import TRADE_DTYPE, LoopbackLiveGateway
 from pydantic import ValidationError
+from tradebot_plugins.feeds import databento_live
+from tradebot_plugins.feeds.databento_live import DatabentoLiveFeed, DatabentoLiveSettings
+from tradebot_plugins.feeds.dbn_ticks import records_to_ticks
 
-from plugins.feeds import databento_live
-from plugins.feeds.databento_live import DatabentoLiveFeed, DatabentoLiveSettings
-from plugins.feeds.dbn_ticks import records_to_ticks
 from tradebot_core import PROJECT_NAME, hookspecs
 from tradebot_core.types import TICK_DTYPE, FeedStatusKind, TickBatch
 

@@ -7,10 +7,10 @@ from datetime import date, time, timedelta
 
 import numpy as np
 import pytest
+from tradebot_plugins.feeds._demo_episodes import Flow
+from tradebot_plugins.feeds._demo_model import RANGE, RANGE_HALF_WIDTH, TREND_UP, _fold_ranges
+from tradebot_plugins.feeds.demo import DemoFeed, DemoSettings, simulate_session
 
-from plugins.feeds._demo_episodes import Flow
-from plugins.feeds._demo_model import RANGE, RANGE_HALF_WIDTH, TREND_UP, _fold_ranges
-from plugins.feeds.demo import DemoFeed, DemoSettings, simulate_session
 from tradebot_core.components import PluginContext
 from tradebot_core.footprint import FootprintEngine
 from tradebot_core.instruments import InstrumentRegistry

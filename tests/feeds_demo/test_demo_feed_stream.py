@@ -9,9 +9,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from tradebot_plugins.feeds import demo
+from tradebot_plugins.feeds.demo import DemoFeed, DemoSettings, generate_session
 
-from plugins.feeds import demo
-from plugins.feeds.demo import DemoFeed, DemoSettings, generate_session
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import InstrumentRegistry
 from tradebot_core.types import TICK_DTYPE, FeedStatus, FeedStatusKind, TickBatch

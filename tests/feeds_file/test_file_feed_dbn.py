@@ -10,8 +10,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from feeds_file.file_feed_dbn import read_records, write_dbn
+from tradebot_plugins.feeds.file import FileFeed, FileFeedError, FileFeedSettings
 
-from plugins.feeds.file import FileFeed, FileFeedError, FileFeedSettings
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import Instrument, InstrumentRegistry
 from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch

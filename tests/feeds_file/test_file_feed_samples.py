@@ -14,8 +14,8 @@ import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet
 import pytest
+from tradebot_plugins.feeds.file import FileFeed, FileFeedSettings
 
-from plugins.feeds.file import FileFeed, FileFeedSettings
 from tradebot_core.components import PluginContext
 from tradebot_core.footprint import FootprintEngine
 from tradebot_core.instruments import InstrumentRegistry

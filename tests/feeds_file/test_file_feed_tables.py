@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet
 import pytest
+from tradebot_plugins.feeds.file import FileFeed, FileFeedError, FileFeedSettings
 
-from plugins.feeds.file import FileFeed, FileFeedError, FileFeedSettings
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import InstrumentRegistry
 from tradebot_core.types import TickBatch

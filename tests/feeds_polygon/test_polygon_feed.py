@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 from feeds_polygon.polygon_server import ERRORS, KEY, STALL, FakePolygon
+from tradebot_plugins.feeds import polygon_feed
+from tradebot_plugins.feeds.polygon_feed import PolygonError, PolygonFeed, PolygonSettings
 
-from plugins.feeds import polygon_feed
-from plugins.feeds.polygon_feed import PolygonError, PolygonFeed, PolygonSettings
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import InstrumentRegistry
 from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch
@@ -132,7 +132,7 @@ async def test_sessions_follow_the_nyse_calendar(polygon):
 
 async def test_a_429_with_retry_after_and_a_500_are_retried(polygon, caplog):
     polygon.script = [429, 500]
-    with caplog.at_level(logging.WARNING, logger="plugins.feeds.polygon_feed"):
+    with caplog.at_level(logging.WARNING, logger="tradebot_plugins.feeds.polygon_feed"):
         _, ticks = await play(feed(polygon))
     assert [cents(p) * 10**7 for p in PRICES] == list(ticks["price"])
     statuses = [r.status for r in polygon.requests]

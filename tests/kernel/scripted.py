@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import numpy as np
+import tradebot_plugins.brokers.paper as paper_plugin
 
-import plugins.brokers.paper as paper_plugin
 from tradebot_core import hookimpl
 from tradebot_core.components import PluginSettings
 from tradebot_core.plugins import PluginManager

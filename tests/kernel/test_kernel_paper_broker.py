@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
+from tradebot_plugins.brokers.paper import PaperBroker, PaperSettings
 
-from plugins.brokers.paper import PaperBroker, PaperSettings
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import InstrumentRegistry
 from tradebot_core.types import TICK_DTYPE, Direction, OrderIntent, Signal

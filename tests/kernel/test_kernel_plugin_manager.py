@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tradebot_plugins.routers.regime_router import ALL_PATTERNS
 
-from plugins.routers.regime_router import ALL_PATTERNS
 from tradebot_core import hookimpl
 from tradebot_core.config import ConfigError, load_config
 from tradebot_core.pipeline import Pipeline
@@ -36,7 +36,7 @@ def test_two_detectors_with_one_name_stop_start_up_naming_both():
         manager.listing()
     message = str(error.value)
     assert "two detectors named 'imbalance'" in message
-    assert "plugins.detectors.imbalance" in message and "clash" in message
+    assert "tradebot_plugins.detectors.imbalance" in message and "clash" in message
 
 
 def test_a_plugin_that_fails_to_import_is_named_with_its_reason(monkeypatch):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from plugins.services.watchdog import Watchdog, WatchdogSettings, sd_notify
+from tradebot_plugins.services.watchdog import Watchdog, WatchdogSettings, sd_notify
+
 from tradebot_core.types import EventKind
 
 

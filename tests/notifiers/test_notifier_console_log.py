@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from notifiers.notifier_samples import OPEN_TS_NS, PAYLOADS, sample, trade
 from pydantic import ValidationError
+from tradebot_plugins.notifiers.console import ConsoleNotifier, ConsoleSettings
+from tradebot_plugins.notifiers.log import LogNotifier, LogSettings
 
-from plugins.notifiers.console import ConsoleNotifier, ConsoleSettings
-from plugins.notifiers.log import LogNotifier, LogSettings
 from tradebot_core.types import Event, EventKind, FeedStatus, FeedStatusKind
 
 

@@ -13,9 +13,14 @@ import pytest
 from notifiers.discord_server import LIMITS, FakeDiscord, limit_errors
 from notifiers.notifier_samples import OPEN_TS_NS, every_kind, sample, trade
 from pydantic import ValidationError
+from tradebot_plugins.notifiers._discord_embeds import messages_for, split_text
+from tradebot_plugins.notifiers.discord import (
+    DEFAULT_KINDS,
+    DiscordNotifier,
+    DiscordSettings,
+    retry_after,
+)
 
-from plugins.notifiers._discord_embeds import messages_for, split_text
-from plugins.notifiers.discord import DEFAULT_KINDS, DiscordNotifier, DiscordSettings, retry_after
 from tradebot_core.config import format_validation_error
 from tradebot_core.types import Event, EventKind
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 from regime.regime_bars import ES, ET, EURO, REGISTRY, real_6e_bars, synthetic
+from tradebot_plugins.regime.adx_regime import AdxRegimeClassifier, AdxRegimeSettings
 
-from plugins.regime.adx_regime import AdxRegimeClassifier, AdxRegimeSettings
 from tradebot_core.components import PluginContext
 from tradebot_core.footprint import FootprintHistory
 from tradebot_core.indicators import adx, atr, ema, market_structure, session_vwap

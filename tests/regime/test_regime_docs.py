@@ -6,9 +6,8 @@ import re
 
 import pytest
 import yaml
-
-from plugins.regime.adx_regime import AdxRegimeSettings
-from plugins.routers.regime_router import RegimeRouterSettings
+from tradebot_plugins.regime.adx_regime import AdxRegimeSettings
+from tradebot_plugins.routers.regime_router import RegimeRouterSettings
 
 
 @pytest.mark.parametrize(

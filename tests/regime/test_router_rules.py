@@ -7,8 +7,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import ValidationError
-
-from plugins.routers.regime_router import (
+from tradebot_plugins.routers.regime_router import (
     ALL_PATTERNS,
     CONTINUATION_PATTERNS,
     DEFAULT_BRACKETS,
@@ -16,6 +15,7 @@ from plugins.routers.regime_router import (
     RegimeRouter,
     RegimeRouterSettings,
 )
+
 from tradebot_core.components import PluginContext
 from tradebot_core.config import TradebotConfig
 from tradebot_core.instruments import InstrumentRegistry

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import tradebot_plugins.services.status_page as status_page_plugin
 from kernel.scripted import kernel_manager
 from status_page.queued import QueuedFeed, QueuedPlugin, status_config
 
-import plugins.services.status_page as status_page_plugin
 from tradebot_core.config import load_config
 from tradebot_core.pipeline import Pipeline
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import tradebot_plugins.services.status_page as status_page_plugin
 from kernel.scripted import kernel_manager
 from status_page.queued import status_config
+from tradebot_plugins.services.status_page import StatusPage, StatusPageSettings
 
-import plugins.services.status_page as status_page_plugin
-from plugins.services.status_page import StatusPage, StatusPageSettings
 from tradebot_core.config import ConfigError, load_config
 from tradebot_core.pipeline import Pipeline
 

@@ -8,8 +8,8 @@ import json
 import aiohttp
 import pytest
 from status_page.queued import AUTH, QueuedFeed, feed, minutes
+from tradebot_plugins.services._status_stream import RESYNC, ClientQueue
 
-from plugins.services._status_stream import RESYNC, ClientQueue
 from tradebot_core.types import Event, EventKind
 
 
