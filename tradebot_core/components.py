@@ -1,7 +1,11 @@
-"""What each kind of component class must provide.
+"""The component kinds: a base class for each, with defaults for everything optional.
 
-These are :class:`typing.Protocol` classes: a plugin does not inherit from them, it just has the
-attributes. Every component class has:
+A plugin's component either subclasses the base of its kind (and overrides only what it has, as
+llm's ``Model``) or is any class with the same attributes: the base classes are the documentation
+and the defaults, :func:`check_component` is the contract, run when the class is registered, so a
+malformed plugin fails ``tradebot validate`` with its name rather than the first bar.
+
+Every component class has:
 
 ``name``
     The name the YAML config uses (``imbalance``, ``paper``...). Unique within its kind.
@@ -9,16 +13,20 @@ attributes. Every component class has:
     A pydantic model for its YAML section (strict: ``extra="forbid"``). Optional; without it the
     section must be empty.
 ``__init__(self, settings, context)``
-    ``settings`` is a validated ``Settings`` instance, ``context`` a :class:`PluginContext`.
+    ``settings`` is a validated ``Settings`` instance, ``context`` a :class:`PluginContext`. A
+    class whose ``__init__`` takes fewer arguments gets the first ones it takes
+    (:func:`construct`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -69,11 +77,22 @@ class PluginContext:
         return self.instruments[self.symbol]
 
 
-@runtime_checkable
-class Feed(Protocol):
+class Component:
+    """What every base class shares: ``name``, ``Settings``, and ``settings``/``context`` kept."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    Settings: ClassVar[type[BaseModel]] = NoSettings
+
+    def __init__(self, settings: Any = None, context: PluginContext | None = None) -> None:
+        self.settings = settings
+        self.context = context
+
+
+class Feed(Component):
     """Yields tick batches in time order (and FeedStatus objects between them).
 
-    Optional:
+    Required: ``stream()``, an async generator. Optional:
 
     ``live = True``
         the feed delivers in real time; the kernel never paces it.
@@ -87,9 +106,11 @@ class Feed(Protocol):
         a line for the user.
     """
 
-    name: ClassVar[str]
+    kind = "feed"
+    live: ClassVar[bool] = False
 
-    def stream(self) -> AsyncIterator[TickBatch | FeedStatus]: ...
+    def stream(self) -> AsyncIterator[TickBatch | FeedStatus]:
+        raise NotImplementedError
 
 
 def day_settings(feed_cls: type, settings: dict[str, Any], day: date) -> dict[str, Any]:
@@ -99,85 +120,109 @@ def day_settings(feed_cls: type, settings: dict[str, Any], day: date) -> dict[st
         raise ValueError(
             f"feed {feed_cls.name!r} cannot be replayed by date (it has no day_settings)"
         )
-    return method(dict(settings), day)
+    result: dict[str, Any] = method(dict(settings), day)
+    return result
 
 
-@runtime_checkable
-class Detector(Protocol):
-    """Finds patterns in closed bars. Sees only closed bars: ``history`` holds nothing else."""
+class Detector(Component):
+    """Finds patterns in closed bars. Sees only closed bars: ``history`` holds nothing else.
 
-    name: ClassVar[str]
-
-    def on_bar_closed(self, history: FootprintHistory) -> list[Signal]: ...
-
-
-@runtime_checkable
-class RegimeClassifier(Protocol):
-    """Says what kind of market the closed bars show."""
-
-    name: ClassVar[str]
-
-    def classify(self, history: FootprintHistory) -> RegimeState: ...
-
-
-@runtime_checkable
-class Router(Protocol):
-    """Turns a signal into an order intent, or rejects it with reasons."""
-
-    name: ClassVar[str]
-
-    def route(self, signal: Signal, regime: RegimeState) -> RouteDecision: ...
-
-
-@runtime_checkable
-class Broker(Protocol):
-    """Executes brackets and reports every fill to ``on_fill`` (set by the pipeline) at once.
-
-    ``on_ticks`` is on the hot path: it must return at once when nothing is working. A paper
-    broker fills against those ticks; it calls ``on_fill`` at the tick that filled, and if the
-    handler calls ``flatten`` the exit happens from the next tick of the same scan, so results do
-    not depend on how ticks were batched.
+    Required: ``on_bar_closed(history) -> list[Signal]``, called once per closed bar. A signal
+    trades only if the router's rules enable its pattern (see docs/plugins.md).
     """
 
-    name: ClassVar[str]
-    on_fill: Callable[[Fill], None]
+    kind = "detector"
 
-    def submit_bracket(self, intent: OrderIntent, bracket_id: str, ts_ns: int) -> None: ...
+    def on_bar_closed(self, history: FootprintHistory) -> list[Signal]:
+        raise NotImplementedError
 
-    def on_ticks(self, symbol: str, ticks: np.ndarray) -> None: ...
 
-    def flatten(self, reason: str, ts_ns: int) -> None: ...
+class RegimeClassifier(Component):
+    """Says what kind of market the closed bars show. Required: ``classify(history)``."""
+
+    kind = "regime"
+
+    def classify(self, history: FootprintHistory) -> RegimeState:
+        raise NotImplementedError
+
+
+class Router(Component):
+    """Turns a signal into an order intent, or rejects it with reasons. Required: ``route``."""
+
+    kind = "router"
+
+    def route(self, signal: Signal, regime: RegimeState) -> RouteDecision:
+        raise NotImplementedError
+
+
+class Broker(Component):
+    """Executes brackets and reports every fill to ``on_fill`` (set by the pipeline) at once.
+
+    Required: ``submit_bracket`` and ``flatten``. ``on_ticks`` is on the hot path: it must return
+    at once when nothing is working. A paper broker fills against those ticks; it calls
+    ``on_fill`` at the tick that filled, and if the handler calls ``flatten`` the exit happens
+    from the next tick of the same scan, so results do not depend on how ticks were batched.
+
+    ``real_money``: whether orders reach a real account. A broker that does not say is treated
+    as trading real money, and then needs both live switches.
+    """
+
+    kind = "broker"
+    real_money: ClassVar[bool] = True
+    on_fill: Callable[[Fill], None] = staticmethod(lambda fill: None)
+
+    def submit_bracket(self, intent: OrderIntent, bracket_id: str, ts_ns: int) -> None:
+        raise NotImplementedError
+
+    def flatten(self, reason: str, ts_ns: int) -> None:
+        raise NotImplementedError
+
+    def on_ticks(self, symbol: str, ticks: np.ndarray) -> None:
+        """The feed's trades, slice by slice; a live broker may ignore them."""
 
     def cancel_entries(self, reason: str) -> list[str]:
         """Cancel brackets whose entry has not filled; return their ids."""
-        ...
+        return []
 
-    def working_brackets(self) -> list[dict[str, Any]]: ...
+    def working_brackets(self) -> list[dict[str, Any]]:
+        return []
 
-    def restore(self, brackets: list[dict[str, Any]]) -> None: ...
-
-
-@runtime_checkable
-class Notifier(Protocol):
-    """Tells people about events. ``notify`` must not block."""
-
-    name: ClassVar[str]
-
-    def notify(self, event: Event) -> None: ...
+    def restore(self, brackets: list[dict[str, Any]]) -> None:
+        """Take back the brackets :meth:`working_brackets` returned before a restart."""
 
 
-@runtime_checkable
-class Service(Protocol):
-    """Runs beside the pipeline for the length of a run."""
+class Notifier(Component):
+    """Tells people about events. Required: ``notify(event)``, which must not block.
 
-    name: ClassVar[str]
+    ``kinds``: the event kinds it wants (None: all). ``start``/``stop`` default to nothing.
+    """
 
-    async def start(self, pipeline: Pipeline) -> None: ...
+    kind = "notifier"
+    kinds: ClassVar[Any] = None
 
-    async def stop(self) -> None: ...
+    def notify(self, event: Event) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        """Called once before the run's first event."""
+
+    async def stop(self) -> None:
+        """Called once after the run's last event: deliver what is queued."""
 
 
-KINDS: dict[str, type] = {
+class Service(Component):
+    """Runs beside the pipeline for the length of a run. Required: ``async start(pipeline)``."""
+
+    kind = "service"
+
+    async def start(self, pipeline: Pipeline) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        """Called once when the run ends."""
+
+
+KINDS: dict[str, type[Component]] = {
     "feed": Feed,
     "detector": Detector,
     "regime": RegimeClassifier,
@@ -188,3 +233,54 @@ KINDS: dict[str, type] = {
 }
 
 ALL_EVENT_KINDS: frozenset[EventKind] = frozenset(EventKind)
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "feed": ("stream",),
+    "detector": ("on_bar_closed",),
+    "regime": ("classify",),
+    "router": ("route",),
+    "broker": ("submit_bracket", "flatten"),
+    "notifier": ("notify",),
+    "service": ("start",),
+}
+"""The methods each kind must have; the rest default (see the base classes)."""
+
+
+def check_component(kind: str, cls: Any) -> list[str]:
+    """What is wrong with a component class of ``kind`` (empty if nothing)."""
+    label = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', cls)!s}"
+    if not isinstance(cls, type):
+        return [f"{kind} {cls!r} is not a class"]
+    problems = []
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        problems.append(f"{kind} class {label} has no 'name' (the name the config uses)")
+    settings = getattr(cls, "Settings", NoSettings)
+    if not (isinstance(settings, type) and issubclass(settings, BaseModel)):
+        problems.append(f"{kind} {name or label!r}: Settings must be a pydantic model")
+    base = KINDS[kind]
+    for method in REQUIRED[kind]:
+        found = getattr(cls, method, None)
+        if not callable(found) or found is getattr(base, method, None):
+            problems.append(f"{kind} {name or label!r} ({label}) has no {method}()")
+    return problems
+
+
+def construct(cls: type, settings: Any, context: PluginContext) -> Any:
+    """``cls(settings, context)``, or with as many of them as its ``__init__`` takes."""
+    try:
+        parameters = inspect.signature(cls).parameters.values()
+    except (TypeError, ValueError):
+        return cls(settings, context)
+    positional = [
+        p
+        for p in parameters
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in parameters):
+        return cls(settings, context)
+    instance = cls(*(settings, context)[: len(positional)])
+    if getattr(instance, "settings", None) is None and not isinstance(instance, Component):
+        with suppress(AttributeError):  # slots or a read-only property: it keeps its own
+            instance.settings = settings
+    return instance

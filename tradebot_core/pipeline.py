@@ -160,14 +160,21 @@ class Pipeline:
     # -- building ----------------------------------------------------------------------------
 
     def _check_live(self) -> None:
-        if self.config.broker.plugin != "paper" and not (
+        """Real money needs both switches. A broker says whether it trades real money
+        (``real_money``); one that does not say is taken to (fail safe), whatever its name."""
+        name = self.config.broker.plugin
+        try:
+            broker_cls = self.manager.get("broker", name, name).cls
+        except ConfigError:
+            return  # reported when the broker is built
+        if getattr(broker_cls, "real_money", True) is not False and not (
             self.config.live.enabled and os.environ.get("TRADEBOT_LIVE") == "1"
         ):
             raise ConfigError(
                 [
-                    f"{self.loaded.where(('broker', 'plugin'))}: broker "
-                    f"{self.config.broker.plugin!r} trades real money: set live.enabled: true "
-                    "in the config AND TRADEBOT_LIVE=1 in the environment to allow it"
+                    f"{self.loaded.where(('broker', 'plugin'))}: broker {name!r} trades real "
+                    "money: set live.enabled: true in the config AND TRADEBOT_LIVE=1 in the "
+                    "environment to allow it"
                 ]
             )
 
@@ -659,7 +666,9 @@ class Pipeline:
     # -- events ------------------------------------------------------------------------------------
 
     def _attach_notifier(self, notifier: Any) -> None:
-        kinds = getattr(notifier, "kinds", None) or getattr(notifier.settings, "kinds", None)
+        kinds = getattr(notifier, "kinds", None) or getattr(
+            getattr(notifier, "settings", None), "kinds", None
+        )
         if self.journal is not None and hasattr(notifier, "on_undeliverable"):
             journal = self.journal
 

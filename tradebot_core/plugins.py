@@ -27,7 +27,7 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from . import DISTRIBUTION_NAME, PROJECT_NAME, hookimpl, hookspecs
-from .components import NoSettings, PluginContext
+from .components import NoSettings, PluginContext, check_component, construct
 from .config import ConfigError, LoadedConfig, format_validation_error
 from .secrets import register_secrets_of
 
@@ -88,6 +88,9 @@ class PluginManager:
         self.failures: list[PluginFailure] = []
         self._origins: dict[str, tuple[str, str]] = {}  # plugin name -> (version, source)
         self._components: dict[str, dict[str, ComponentInfo]] | None = None
+        self.malformed: dict[tuple[str, str], list[str]] = {}
+        self.registration_problems: list[str] = []
+        self.not_loaded: dict[str, str] = {}  # entry point name -> why (environment switches)
         if load_entrypoints:
             self.load_entrypoints()
 
@@ -97,10 +100,26 @@ class PluginManager:
 
     def load_entrypoints(self) -> None:
         only = _env_list("TRADEBOT_LOAD_PLUGINS")
-        for name in _env_list("TRADEBOT_DISABLE_PLUGINS") or ():
+        disabled = _env_list("TRADEBOT_DISABLE_PLUGINS") or set()
+        for name in disabled:
             self.pm.set_blocked(name)
+        seen: dict[str, str] = {}  # entry point name -> distribution
+        clashes: list[str] = []
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            dist_name = ep.dist.metadata["Name"] if ep.dist else "?"
+            if ep.name in seen and seen[ep.name] != dist_name:
+                clashes.append(
+                    f"two plugins named {ep.name!r}: one from {seen[ep.name]}, one from "
+                    f"{dist_name} ({ep.value}); uninstall one, or block it with "
+                    "TRADEBOT_DISABLE_PLUGINS"
+                )
+                continue
+            seen[ep.name] = dist_name
             if only is not None and ep.name not in only:
+                self.not_loaded[ep.name] = "TRADEBOT_LOAD_PLUGINS does not list it"
+                continue
+            if ep.name in disabled:
+                self.not_loaded[ep.name] = "TRADEBOT_DISABLE_PLUGINS lists it"
                 continue
             if self.pm.is_blocked(ep.name) or self.pm.has_plugin(ep.name):
                 continue
@@ -124,6 +143,11 @@ class PluginManager:
             dist_name = dist.metadata["Name"] if dist else "?"
             source = "builtin" if dist_name == DISTRIBUTION_NAME else dist_name
             self.register(plugin, ep.name, version=version, source=source)
+        if clashes:
+            raise ConfigError(clashes)
+        unknown = sorted((only or set()) - set(seen)) + sorted(disabled - set(seen))
+        for name in unknown:
+            log.warning("no plugin named %r is installed (TRADEBOT_*_PLUGINS)", name)
         self.pm.check_pending()
 
     def register(
@@ -147,47 +171,111 @@ class PluginManager:
         return self._components
 
     def _collect(self) -> dict[str, dict[str, ComponentInfo]]:
+        """Call each ``register_*`` hook through pluggy (hookwrappers and tracing see it) and
+        file what was registered under its kind and name."""
         found: dict[str, dict[str, ComponentInfo]] = {kind: {} for kind in REGISTER_HOOKS}
         problems: list[str] = []
+        self.malformed = {}
         for kind, hook_name in REGISTER_HOOKS.items():
-            caller = getattr(self.pm.hook, hook_name)
-            for impl in caller.get_hookimpls():
-                plugin_name = self.pm.get_name(impl.plugin) or "?"
-                registered: list[type] = []
-                try:
-                    impl.function(registered.append)
-                except Exception as exc:
-                    problems.append(f"plugin {plugin_name!r}: {hook_name} failed: {exc}")
+            for cls in self._call_register_hook(hook_name, problems):
+                info = self._info(cls, kind)
+                complaints = check_component(kind, cls)
+                if complaints:
+                    name = getattr(cls, "name", None)
+                    if isinstance(name, str) and name:
+                        self.malformed[(kind, name)] = complaints
+                    problems.extend(
+                        f"plugin {info.plugin!r}: {complaint}" for complaint in complaints
+                    )
                     continue
-                for cls in registered:
-                    info = self._info(cls, kind, plugin_name)
-                    if info is None:
-                        problems.append(
-                            f"plugin {plugin_name!r}: {hook_name} registered {cls!r}, "
-                            "which has no 'name'"
-                        )
-                        continue
-                    earlier = found[kind].get(info.name)
-                    if earlier is not None and earlier.cls is not cls:
-                        problems.append(
+                earlier = found[kind].get(info.name)
+                if earlier is not None and earlier.cls is not cls:
+                    raise ConfigError(
+                        [
                             f"two {kind}s named {info.name!r}: {earlier.module} "
-                            f"(plugin {earlier.plugin!r}) and {info.module} "
-                            f"(plugin {info.plugin!r}); disable one with "
+                            f"(plugin {earlier.plugin!r}, {earlier.source}) and {info.module} "
+                            f"(plugin {info.plugin!r}, {info.source}); disable one with "
                             "TRADEBOT_DISABLE_PLUGINS"
-                        )
-                        continue
-                    found[kind][info.name] = info
-        if problems:
-            raise ConfigError(problems)
+                        ]
+                    )
+                found[kind][info.name] = info
+        self.registration_problems = problems
+        for problem in problems:
+            log.warning("%s", problem)
         return found
 
-    def _info(self, cls: type, kind: str, plugin_name: str) -> ComponentInfo | None:
-        name = getattr(cls, "name", None)
-        if not isinstance(name, str) or not name:
-            return None
+    def _call_register_hook(self, hook_name: str, problems: list[str]) -> list[type]:
+        """Everything the plugins register through ``hook_name``; a plugin whose hook raises is
+        reported by name and left out, and the others still register."""
+        excluded: list[object] = []
+        while True:
+            registered: list[type] = []
+            caller = (
+                self.pm.subset_hook_caller(hook_name, remove_plugins=excluded)
+                if excluded
+                else getattr(self.pm.hook, hook_name)
+            )
+            try:
+                caller(register=registered.append)
+            except Exception as exc:
+                culprit = self._plugin_in_traceback(exc)
+                if culprit is None or culprit in excluded:
+                    problems.append(f"{hook_name} failed: {type(exc).__name__}: {exc}")
+                    return registered
+                excluded.append(culprit)
+                name = self.pm.get_name(culprit) or "?"
+                problems.append(f"plugin {name!r}: {hook_name} failed: {exc}")
+                continue
+            return registered
+
+    def _plugin_in_traceback(self, exc: BaseException) -> object | None:
+        """The registered plugin whose code raised ``exc`` (the innermost frame that is one)."""
+        modules = self._plugin_modules()
+        tb = exc.__traceback__
+        culprit = None
+        while tb is not None:
+            module = tb.tb_frame.f_globals.get("__name__", "")
+            if module in modules:
+                culprit = modules[module]
+            tb = tb.tb_next
+        return culprit
+
+    def _plugin_modules(self) -> dict[str, object]:
+        """Module name -> the plugin defined there (a module plugin, or an object's class)."""
+        modules: dict[str, object] = {}
+        for plugin in self.pm.get_plugins():
+            if plugin is hookspecs:
+                continue
+            cls = getattr(plugin, "component_class", None)
+            if isinstance(plugin, ModuleType):
+                modules[plugin.__name__] = plugin
+            elif cls is not None:
+                modules.setdefault(cls.__module__, plugin)
+            else:
+                modules.setdefault(type(plugin).__module__, plugin)
+        return modules
+
+    def _plugin_of(self, cls: type) -> str:
+        """The plugin a component class came from, from the class itself: the plugin module
+        (or package) that defines it."""
+        for plugin in self.pm.get_plugins():
+            if getattr(plugin, "component_class", None) is cls:
+                return self.pm.get_name(plugin) or "?"
+        module = cls.__module__
+        best, best_len = "?", -1
+        for name, plugin in self._plugin_modules().items():
+            package = name.rpartition(".")[0] if "." in name else name
+            for prefix in (name, package):
+                if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
+                    best, best_len = self.pm.get_name(plugin) or "?", len(prefix)
+        return best
+
+    def _info(self, cls: type, kind: str) -> ComponentInfo:
+        plugin_name = self._plugin_of(cls)
         version, source = self._origins.get(plugin_name, ("0", "local"))
+        name = getattr(cls, "name", None)
         return ComponentInfo(
-            name=name,
+            name=name if isinstance(name, str) else "?",
             kind=kind,
             cls=cls,
             plugin=plugin_name,
@@ -196,9 +284,37 @@ class PluginManager:
             source=source,
         )
 
+    def commands(self) -> list[dict[str, str]]:
+        """The sub-commands plugins add to the CLI, as listing rows."""
+        import click
+
+        rows = []
+        for impl in self.pm.hook.register_commands.get_hookimpls():
+            group = click.Group()
+            try:
+                impl.function(cli=group)
+            except Exception as exc:
+                log.warning("plugin %r: register_commands failed: %s", impl.plugin_name, exc)
+                continue
+            version, source = self._origins.get(impl.plugin_name, ("0", "local"))
+            module = getattr(impl.plugin, "__name__", type(impl.plugin).__module__)
+            for name in sorted(group.commands):
+                rows.append(
+                    {
+                        "name": name,
+                        "kind": "command",
+                        "version": version,
+                        "module": module,
+                        "source": source,
+                        "plugin": impl.plugin_name,
+                    }
+                )
+        return rows
+
     def listing(self) -> list[dict[str, str]]:
         """Every component, for ``tradebot plugins``."""
         rows = [info.as_dict() for kind in self.components.values() for info in kind.values()]
+        rows += self.commands()
         return sorted(rows, key=lambda row: (row["kind"], row["name"]))
 
     def get(self, kind: str, name: str, where: str) -> ComponentInfo:
@@ -207,8 +323,13 @@ class PluginManager:
             return self.components[kind][name]
         except KeyError:
             pass
+        complaints = self.malformed.get((kind, name))
+        if complaints:
+            raise ConfigError([f"{where}: {complaint}" for complaint in complaints])
         known = ", ".join(sorted(self.components[kind])) or "none"
         message = f"{where}: no {kind} plugin named {name!r} (installed: {known})"
+        if name in self.not_loaded:
+            message += f"; it was not loaded: {self.not_loaded[name]}"
         same = [f for f in self.failures if f.plugin == name]
         if same:
             message += f"; plugin {name!r} failed to load: {same[0].reason}"
@@ -231,7 +352,7 @@ class PluginManager:
         info = self.get(kind, name, loaded.where(path) if loaded else ".".join(path))
         settings = self.validate(info, raw_settings, path, loaded)
         try:
-            return info.cls(settings, context)
+            return construct(info.cls, settings, context)
         except ConfigError:
             raise
         except Exception as exc:
@@ -290,7 +411,7 @@ def component_plugin(cls: type) -> object:
         register(cls)
 
     register.__name__ = hook_name
-    namespace = {hook_name: staticmethod(hookimpl(register))}
+    namespace = {hook_name: staticmethod(hookimpl(register)), "component_class": cls}
     return type(f"{cls.__name__}Plugin", (), namespace)()
 
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.footprint import FootprintHistory
-from tradebot_core.types import Direction, Signal
+from tradebot_core import (
+    Direction,
+    FootprintHistory,
+    PluginContext,
+    PluginSettings,
+    Signal,
+    hookimpl,
+)
 
 
 class DeltaSurgeSettings(PluginSettings):

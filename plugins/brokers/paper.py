@@ -26,10 +26,17 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.instruments import root_symbol
-from tradebot_core.types import Direction, Fill, OrderIntent, OrderSide
+from tradebot_core import (
+    Broker,
+    Direction,
+    Fill,
+    OrderIntent,
+    OrderSide,
+    PluginContext,
+    PluginSettings,
+    hookimpl,
+    root_symbol,
+)
 
 
 class PaperSettings(PluginSettings):
@@ -63,11 +70,12 @@ class _Bracket:
         return data
 
 
-class PaperBroker:
+class PaperBroker(Broker):
     """Fills brackets against the feed's trades. See the module docstring for the rules."""
 
     name = "paper"
     Settings = PaperSettings
+    real_money = False  # a simulated venue: no live switches needed
 
     def __init__(self, settings: PaperSettings, context: PluginContext) -> None:
         self.settings = settings

@@ -6,12 +6,17 @@ from typing import Any
 
 from pydantic import Field
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.footprint import FootprintHistory
-from tradebot_core.types import Direction, Signal
-
-from ._ladder import Ladder, exact_ratio
+from tradebot_core import (
+    Detector,
+    Direction,
+    FootprintHistory,
+    Ladder,
+    PluginContext,
+    PluginSettings,
+    Signal,
+    exact_ratio,
+    hookimpl,
+)
 
 
 class AbsorptionSettings(PluginSettings):
@@ -37,7 +42,7 @@ class AbsorptionSettings(PluginSettings):
     )
 
 
-class AbsorptionDetector:
+class AbsorptionDetector(Detector):
     """Absorption: aggressive orders hit one extreme of the bar in disproportionate size, passive
     orders took them all, and price could not go further: the bar closed away from that extreme
     (MarketDelta: "disproportionate volume near the extreme of a bar with little to no price

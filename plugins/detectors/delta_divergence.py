@@ -6,12 +6,16 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.footprint import FootprintHistory
-from tradebot_core.types import Direction, Signal
-
-from ._ladder import Ladder
+from tradebot_core import (
+    Detector,
+    Direction,
+    FootprintHistory,
+    Ladder,
+    PluginContext,
+    PluginSettings,
+    Signal,
+    hookimpl,
+)
 
 
 class DeltaDivergenceSettings(PluginSettings):
@@ -28,7 +32,7 @@ class DeltaDivergenceSettings(PluginSettings):
     min_volume: int = Field(default=100, ge=0, description="bars with less volume are ignored")
 
 
-class DeltaDivergenceDetector:
+class DeltaDivergenceDetector(Detector):
     """Delta divergence: the last closed bar makes a new high (low) over the ``lookback`` bars
     before it, but the aggressors do not confirm it.
 

@@ -7,12 +7,17 @@ from typing import Any
 
 from pydantic import Field
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.footprint import FootprintHistory
-from tradebot_core.types import Direction, Signal
-
-from ._ladder import Ladder, exact_ratio
+from tradebot_core import (
+    Detector,
+    Direction,
+    FootprintHistory,
+    Ladder,
+    PluginContext,
+    PluginSettings,
+    Signal,
+    exact_ratio,
+    hookimpl,
+)
 
 
 class ExhaustionSettings(PluginSettings):
@@ -38,7 +43,7 @@ class ExhaustionSettings(PluginSettings):
     )
 
 
-class ExhaustionDetector:
+class ExhaustionDetector(Detector):
     """Buying and selling exhaustion: the aggressors' volume thins to (near) nothing into the
     bar's extreme, level by level, as the auction runs out of buyers at the high or of sellers at
     the low (ATAS "exhaustion of buying/selling pressure"; the "exhaustion print" of footprint

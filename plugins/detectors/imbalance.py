@@ -4,19 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext
-from tradebot_core.footprint import FootprintHistory
-from tradebot_core.types import Direction, Signal
-
-from ._ladder import DiagonalSettings, Ladder, weak_ratio
+from tradebot_core import (
+    Detector,
+    DiagonalSettings,
+    Direction,
+    FootprintHistory,
+    Ladder,
+    PluginContext,
+    Signal,
+    hookimpl,
+    weak_ratio,
+)
 
 
 class ImbalanceSettings(DiagonalSettings):
     """``ratio`` (3.0), ``min_volume`` (10), ``zero_weak_side`` ('imbalance')."""
 
 
-class ImbalanceDetector:
+class ImbalanceDetector(Detector):
     """Buy and sell imbalances, compared diagonally as Sierra Chart (Numbers Bars, "Dominant Side
     Auction"), ATAS (Bid/Ask Imbalance) and Quantower do: a buyer lifts the offer at P while the
     sellers hit the bid one tick lower, so ask at P is weighed against bid at P - 1 tick.

@@ -6,12 +6,17 @@ from typing import Any
 
 from pydantic import Field
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext
-from tradebot_core.footprint import FootprintHistory
-from tradebot_core.types import Direction, Signal
-
-from ._ladder import DiagonalSettings, Ladder, runs
+from tradebot_core import (
+    Detector,
+    DiagonalSettings,
+    Direction,
+    FootprintHistory,
+    Ladder,
+    PluginContext,
+    Signal,
+    hookimpl,
+    runs,
+)
 
 
 class StackedImbalanceSettings(DiagonalSettings):
@@ -22,7 +27,7 @@ class StackedImbalanceSettings(DiagonalSettings):
     )
 
 
-class StackedImbalanceDetector:
+class StackedImbalanceDetector(Detector):
     """Stacked imbalances (ATAS "Imbalance Range", Quantower "Stacked Imbalances"): ``levels``
     (3) or more consecutive prices of the last closed bar each holding a diagonal imbalance of
     the same side, by the rule of :class:`~tradebot_plugins.detectors.imbalance.ImbalanceDetector`

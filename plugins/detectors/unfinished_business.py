@@ -6,12 +6,16 @@ from typing import Any
 
 from pydantic import Field
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.footprint import FootprintHistory
-from tradebot_core.types import Direction, Signal
-
-from ._ladder import Ladder
+from tradebot_core import (
+    Detector,
+    Direction,
+    FootprintHistory,
+    Ladder,
+    PluginContext,
+    PluginSettings,
+    Signal,
+    hookimpl,
+)
 
 
 class UnfinishedBusinessSettings(PluginSettings):
@@ -20,7 +24,7 @@ class UnfinishedBusinessSettings(PluginSettings):
     min_each: int = Field(default=1, ge=1, description="contracts each side needs at the extreme")
 
 
-class UnfinishedBusinessDetector:
+class UnfinishedBusinessDetector(Detector):
     """Unfinished business, or unfinished auction (MarketDelta, Quantower): both aggressive
     buyers and aggressive sellers traded at the bar's extreme. A finished auction ends one-sided:
     at the high the last buyer lifts the last offer and no seller hits a bid there. With both

@@ -36,9 +36,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.footprint import FootprintHistory
+from tradebot_core import (
+    FootprintHistory,
+    PluginContext,
+    PluginSettings,
+    Regime,
+    RegimeClassifier,
+    RegimeState,
+    hookimpl,
+)
 from tradebot_core.indicators import (
     AdxState,
     AtrState,
@@ -47,7 +53,6 @@ from tradebot_core.indicators import (
     StructureState,
     VwapState,
 )
-from tradebot_core.types import Regime, RegimeState
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +124,7 @@ def _minutes(moment: time | datetime) -> float:
     return moment.hour * 60 + moment.minute + moment.second / 60
 
 
-class AdxRegimeClassifier:
+class AdxRegimeClassifier(RegimeClassifier):
     """Classifies each closed bar from streaming ADX, ATR, EMA, VWAP and market structure."""
 
     name = "adx"

@@ -30,9 +30,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.types import Direction, OrderIntent, Regime, RegimeState, RouteDecision, Signal
+from tradebot_core import (
+    Direction,
+    OrderIntent,
+    PluginContext,
+    PluginSettings,
+    Regime,
+    RegimeState,
+    RouteDecision,
+    Router,
+    Signal,
+    hookimpl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +160,7 @@ class RegimeRouterSettings(PluginSettings):
         return ordered
 
 
-class RegimeRouter:
+class RegimeRouter(Router):
     """Routes each signal by the regime it arrived in; see the module docstring for the rules."""
 
     name = "regime"

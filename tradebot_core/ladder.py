@@ -22,9 +22,9 @@ from typing import Literal, NamedTuple
 import numpy as np
 from pydantic import Field
 
-from tradebot_core.components import PluginSettings
-from tradebot_core.footprint import BAR_DTYPE, FootprintHistory
-from tradebot_core.types import Direction, Signal
+from .components import PluginSettings
+from .footprint import BAR_DTYPE, FootprintHistory
+from .types import Direction, Signal
 
 _FIELD = {name: i for i, name in enumerate(BAR_DTYPE.names)}
 
