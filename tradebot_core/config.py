@@ -110,14 +110,64 @@ class RiskSettings(_Strict):
 class Tier(_Strict):
     name: str
     min_balance: Decimal
+    """Balance from which the tier applies (the lowest tier also applies below it)."""
     symbol: str
     max_contracts: int = Field(default=1, ge=1)
 
 
 class AccountSettings(_Strict):
+    """Starting balance and the balance tiers; the rules are in :mod:`tradebot_core.account`."""
+
     starting_balance: Decimal = Field(default=Decimal("2500"), gt=0)
-    tiers: list[Tier] = Field(default_factory=list)
-    """Balance tiers, e.g. MES below $3,500, ES above; empty: always ``symbol``."""
+    tiers: list[Tier] = Field(default_factory=lambda: AccountSettings.default_tiers())
+    """Balance tiers, in any order (kept sorted by ``min_balance``, which must be unique).
+
+    Default: the capital plan (:meth:`default_tiers`), applied when ``symbol`` is MES or ES; ``[]``:
+    no tiers, always ``symbol`` at the router's size."""
+    demote_buffer: Decimal | None = Field(default=None, ge=0)
+    """A tier is left downward only below ``min_balance - demote_buffer``; null: half the width
+    of the tier being left (its ``min_balance`` minus the previous tier's)."""
+
+    @staticmethod
+    def default_tiers() -> list[Tier]:
+        """The capital plan: MES up to $3,500, then ES with more contracts as the balance grows.
+
+        Tier 1's $2,000 floor only sets Tier 2's default demotion buffer ($750: Tier 2 is left
+        below $2,750); Tier 1 applies at any balance below $3,500.
+        """
+        plan = [
+            ("MES building", "2000", "MES", 1),
+            ("ES entry", "3500", "ES", 1),
+            ("ES growth", "5000", "ES", 1),
+            ("ES scaling", "7500", "ES", 2),
+            ("ES full", "10000", "ES", 3),
+        ]
+        return [
+            Tier(name=name, min_balance=Decimal(low), symbol=symbol, max_contracts=most)
+            for name, low, symbol, most in plan
+        ]
+
+    @field_validator("tiers")
+    @classmethod
+    def _sorted_and_distinct(cls, tiers: list[Tier]) -> list[Tier]:
+        ordered = sorted(tiers, key=lambda t: t.min_balance)
+        for index in range(1, len(ordered)):
+            lower, upper = ordered[index - 1], ordered[index]
+            if lower.min_balance == upper.min_balance:
+                raise ValueError(
+                    f"tiers {lower.name!r} and {upper.name!r} have the same min_balance "
+                    f"{upper.min_balance}: each tier needs its own"
+                )
+        return ordered
+
+    def tiers_for(self, symbol: str) -> list[Tier]:
+        """The tiers in force when ``symbol`` is traded: the default plan (MES/ES) applies only
+        to MES or ES; tiers set in the config always apply."""
+        from .instruments import root_symbol
+
+        if "tiers" in self.model_fields_set or root_symbol(symbol) in {"MES", "ES"}:
+            return list(self.tiers)
+        return []
 
 
 class JournalSettings(_Strict):

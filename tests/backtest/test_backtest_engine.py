@@ -20,6 +20,7 @@ from tradebot_core.types import EventKind
 TIERS = """
 account:
   starting_balance: 2500
+  demote_buffer: 50
   tiers:
     - {name: micro, min_balance: 0, symbol: MES, max_contracts: 1}
     - {name: mini, min_balance: 2400, symbol: ES, max_contracts: 1}
@@ -27,9 +28,10 @@ account:
 
 
 def config(tmp_path, extra=""):
+    """The kernel config on MES; no account tiers unless ``extra`` sets them."""
     path = tmp_path / "bt.yaml"
     path.write_text(BASE_CONFIG.replace("symbol: ES", "symbol: MES") + extra)
-    return load_config(path)
+    return load_config(path, () if "tiers" in extra else ("account.tiers=[]",))
 
 
 def trades_of_run(loaded, day_ticks, balance):

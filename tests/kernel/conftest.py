@@ -26,7 +26,9 @@ def build_pipeline(tmp_path: Path) -> Callable[..., Pipeline]:
         ScriptedFeed.script = sessions
         path = tmp_path / "tradebot.yaml"
         path.write_text(yaml)
-        loaded = load_config(path, overrides)
+        # the scripted sessions trade the configured symbol: no tiers unless the test sets some
+        no_tiers = () if "tiers" in yaml else ("account.tiers=[]",)
+        loaded = load_config(path, (*no_tiers, *overrides))
         return Pipeline(loaded, kernel_manager(), journal_path=journal or tmp_path / "j.db")
 
     return build
