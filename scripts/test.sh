@@ -1,19 +1,46 @@
 #!/usr/bin/env bash
-# Install everything the tests need (Python packages, a headless Chromium for the dashboard
-# test) and run the whole suite on all cores. Used by the README and by .ci/run.
+# Install everything the tests need (Python packages, a headless Chromium for the browser
+# tests), check lint and formatting, and run the whole suite on all cores. Used by the README
+# and by .ci/run. With CI=true a browser that cannot be installed is an error, and the browser
+# tests fail instead of skipping (TRADEBOT_REQUIRE_BROWSER=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 python3 -m pip install --quiet --disable-pip-version-check -e ".[test]"
 
-# The dashboard's browser test drives Debian's Chromium (Playwright cannot download its own here).
-if ! command -v chromium >/dev/null 2>&1; then
+# Lint and formatting first: a failure here fails the script before any test runs.
+echo "ruff check ."
+python3 -m ruff check .
+echo "ruff format --check ."
+python3 -m ruff format --check .
+
+ci=false
+if [ "${CI:-}" = true ]; then
+  ci=true
+  export TRADEBOT_REQUIRE_BROWSER=1
+fi
+
+no_browser() {
+  if [ "$ci" = true ]; then
+    echo "error: $1; CI=true requires the browser tests (TRADEBOT_REQUIRE_BROWSER=1)" >&2
+    exit 1
+  fi
+  echo "warning: $1; browser tests will be skipped" >&2
+}
+
+have_chromium() {
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
+# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
+if ! have_chromium; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     echo "installing chromium for the browser tests..."
     (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null \
-      || echo "warning: chromium could not be installed; browser tests will be skipped"
+      || true
+    have_chromium || no_browser "chromium could not be installed (apt-get install chromium)"
   else
-    echo "warning: chromium is not installed; browser tests will be skipped"
+    no_browser "chromium is not installed (and installing it needs apt-get as root)"
   fi
 fi
 

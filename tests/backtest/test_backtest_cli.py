@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,20 +77,15 @@ def test_dask_cluster_gives_identical_results(repo_root, local_run, tmp_path):
         processes=True,
         dashboard_address=None,
         host="127.0.0.1",
+        scheduler_port=0,  # an OS-chosen free port, like every test server
     ) as cluster:
         address = cluster.scheduler_address.removeprefix("tcp://")
         dask_json = backtest(repo_root, tmp_path, "--executor", f"dask://{address}")
     assert dask_json.read_bytes() == json_path.read_bytes()
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-def test_html_report_shows_its_plots_in_a_browser(local_run, repo_root):
-    browser = chromium()
-    if browser is None:
-        pytest.skip("no chromium: scripts/test.sh installs it")
+def test_html_report_shows_its_plots_in_a_browser(local_run, repo_root, require_browser):
+    browser = require_browser.chromium()  # a skip here, a failure under TRADEBOT_REQUIRE_BROWSER=1
     out, _ = local_run
     report = out / "report.html"
     flags = [

@@ -1,4 +1,4 @@
-"""The six detectors on the real ES session in ../shared/data (60 s bars), every bar checked
+"""The six detectors on the real ES session in tests/data (60 s bars), every bar checked
 against the rules written out again in plain Python: the bars are rebuilt trade by trade from
 the ticks, prices are dict keys, ratios are Fractions; nothing is shared with the detectors."""
 

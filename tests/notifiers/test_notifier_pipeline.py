@@ -26,7 +26,12 @@ async def test_a_slow_webhook_leaves_trades_and_timing_unchanged(
 ):
     discord = FakeDiscord(delay_s=5)
     server = await aiohttp_server(discord.app())
-    base = ["feed.speed=max", "feed.demo.trades_per_session=60000", "notifiers={}"]
+    base = [
+        "feed.speed=max",
+        "feed.demo.trades_per_session=60000",
+        "notifiers={}",
+        "services.status_page.port=0",  # an OS-chosen port: tradebot.yaml's 8000 may be taken
+    ]
     quiet = load_config(repo_root / "tradebot.yaml", base)
     slow = quiet.override(
         [f"notifiers={{discord: {{webhook_url: '{discord.url(server)}', drain_timeout_s: 0.2}}}}"]

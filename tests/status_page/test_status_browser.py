@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from pathlib import Path
-
-import pytest
 
 from tradebot_core.config import load_config
 from tradebot_core.pipeline import Pipeline
 from tradebot_core.plugins import PluginManager
-
-playwright = pytest.importorskip("playwright.async_api", reason="pip install playwright")
 
 FLAGS = [
     "--headless",
@@ -26,22 +20,14 @@ FLAGS = [
 TOKEN = "browser-test-token"
 
 
-def chromium() -> str | None:
-    """Debian's Chromium (playwright's own browsers are never downloaded here)."""
-    for candidate in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
-        if Path(candidate).exists():
-            return candidate
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 async def count(page, selector: str) -> int:
     return await page.locator(selector).count()
 
 
-async def test_dashboard_footprint_and_trades_update_live(repo_root, tmp_path):
-    browser_path = chromium()
-    if browser_path is None:
-        pytest.skip("no Chromium at /usr/bin/chromium: apt-get install chromium")
+async def test_dashboard_footprint_and_trades_update_live(repo_root, tmp_path, require_browser):
+    # skipped without them on a developer's machine, failed under TRADEBOT_REQUIRE_BROWSER=1 (CI)
+    playwright = require_browser.playwright()
+    browser_path = require_browser.chromium()
     # demo session paced so that its 5-minute bars close a few per second
     loaded = load_config(
         repo_root / "tradebot.yaml",
