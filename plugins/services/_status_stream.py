@@ -1,21 +1,31 @@
 """The status page's live stream: bus events to WebSocket messages, without slowing the pipeline.
 
-The bus calls :meth:`ClientQueue.put` from the hot path, synchronously: it only appends the event
-object (no JSON, no await). Each WebSocket's sender coroutine encodes and sends what its queue
-holds. A client that cannot keep up loses bar updates first (oldest first: the page only draws the
+The bus calls :meth:`Fanout.publish` from the hot path, synchronously: it wraps the event in one
+:class:`Message` shared by every client and appends that to each client's queue (no JSON, no
+await, O(1) per client). The first WebSocket sender that takes a message encodes it; the others
+reuse that text, so an event is encoded once however many clients watch.
+
+A client that cannot keep up loses bar updates first (oldest first: the page only draws the
 latest bars); if even that is not enough, older messages go too and the client is sent a
-``resync`` message so the page reloads its tables from the REST API.
+``resync`` message so the page reloads its tables from the REST API. Bars and other messages sit
+in two queues, so every drop is a ``popleft`` (O(1)); :meth:`ClientQueue.take` merges them back
+into publish order by sequence number.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
 import json
+import logging
 import math
 from collections import deque
+from operator import attrgetter
 from typing import Any
 
-from tradebot_core.types import Event, EventKind
+from tradebot_core import Event, EventKind
+
+log = logging.getLogger(__name__)
 
 #: bus event kind -> the ``type`` of the WebSocket message
 STREAMED: dict[EventKind, str] = {
@@ -66,49 +76,93 @@ def encode(event: Event) -> str:
     )
 
 
+class Message:
+    """One event on its way to the clients: encoded on first use, the text shared by all."""
+
+    __slots__ = ("_text", "event", "is_bar", "seq")
+
+    def __init__(self, event: Event, seq: int) -> None:
+        self.event: Event | None = event
+        self.seq = seq  # publish order, to merge a client's two queues back
+        self.is_bar = event.kind is EventKind.BAR_CLOSED
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The WebSocket message ("" if the event could not be encoded: it is skipped)."""
+        if self._text is None:
+            event, self.event = self.event, None
+            try:
+                self._text = encode(event) if event is not None else ""
+            except Exception:  # a payload json cannot take: lose this message, not the stream
+                log.exception("status page: cannot encode %r", event)
+                self._text = ""
+        return self._text
+
+
 class ClientQueue:
     """What one WebSocket client has yet to receive, bounded.
 
     ``max_bars`` bar updates at most are kept (a newer bar pushes out the oldest queued one);
     past ``limit`` items in all, the oldest bar goes first, then the oldest message of any kind
-    (and the client is marked ``behind``: it is told to resync).
+    (and the client is marked ``behind``: it is told to resync). Every drop is O(1).
     """
 
     def __init__(self, limit: int, max_bars: int) -> None:
-        self.items: deque[Event] = deque()
+        self.bar_items: deque[Message] = deque()  # bars, oldest first
+        self.other_items: deque[Message] = deque()  # everything else, oldest first
         self.limit = limit
         self.max_bars = max_bars
-        self.bars = 0
         self.dropped = 0
         self.behind = False
         self.wake = asyncio.Event()
 
-    def put(self, event: Event) -> None:
-        """Called by the bus, in the hot path: appends, never blocks."""
-        is_bar = event.kind is EventKind.BAR_CLOSED
-        if (is_bar and self.bars >= self.max_bars) or len(self.items) >= self.limit:
-            self._drop_one()
-        self.items.append(event)
-        self.bars += is_bar
-        self.wake.set()
+    @property
+    def bars(self) -> int:
+        return len(self.bar_items)
 
-    def _drop_one(self) -> None:
-        self.dropped += 1
-        if self.bars:
-            for i, queued in enumerate(self.items):  # the oldest bar sits near the front
-                if queued.kind is EventKind.BAR_CLOSED:
-                    del self.items[i]
-                    self.bars -= 1
-                    return
-        dropped = self.items.popleft()
-        self.bars -= dropped.kind is EventKind.BAR_CLOSED
-        self.behind = True
+    def __len__(self) -> int:
+        return len(self.bar_items) + len(self.other_items)
+
+    def put(self, message: Message) -> None:
+        """Called by the bus (through :class:`Fanout`), in the hot path: O(1), never blocks."""
+        bars = self.bar_items
+        if (message.is_bar and len(bars) >= self.max_bars) or len(self) >= self.limit:
+            self.dropped += 1
+            if bars:  # the oldest bar goes first
+                bars.popleft()
+            else:  # no bar queued: the oldest message (of any kind) goes, the client resyncs
+                self.other_items.popleft()
+                self.behind = True
+        (bars if message.is_bar else self.other_items).append(message)
+        self.wake.set()
 
     def take(self) -> list[str]:
         """Everything queued, encoded, oldest first (a ``resync`` first if messages were lost)."""
         out = [RESYNC] if self.behind else []
         self.behind = False
-        while self.items:
-            out.append(encode(self.items.popleft()))
-        self.bars = 0
+        if self.bar_items and self.other_items:
+            queued = heapq.merge(self.bar_items, self.other_items, key=attrgetter("seq"))
+        else:
+            queued = self.bar_items or self.other_items
+        out.extend(text for message in queued if (text := message.text))
+        self.bar_items.clear()
+        self.other_items.clear()
         return out
+
+
+class Fanout:
+    """The bus side of the stream: one :class:`Message` per event, queued for every client."""
+
+    def __init__(self) -> None:
+        self.clients: set[ClientQueue] = set()
+        self.seq = 0
+
+    def publish(self, event: Event) -> None:
+        """Called by the bus, in the hot path: one small object, then O(1) per client."""
+        if not self.clients:
+            return
+        self.seq += 1
+        message = Message(event, self.seq)
+        for client in self.clients:
+            client.put(message)

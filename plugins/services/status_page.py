@@ -13,14 +13,18 @@ per-client queues (bounded: a slow browser loses old bar updates, never slows th
 | ``POST /api/session/start|stop|halt|resume`` | control (bearer token) |
 | ``POST /api/settings`` | profit target, loss limit, max position, symbol (bearer token) |
 | ``GET /ws`` | bars, signals, decisions, orders, fills, trades, regime and state, as they happen |
+| ``GET /favicon.ico`` | a small SVG icon |
 
 Control semantics: ``halt`` stops new entries from the next bar (open positions keep their
 brackets); ``resume`` and ``start`` allow entries again (``start`` does not start a stopped
 run); ``stop`` flattens and ends the run.
 
-Safe by default: it binds 127.0.0.1; without a configured token every control endpoint answers
-403 (never open); the WebSocket only accepts the page's own origin, the configured ones, or a
-client without an Origin that carries the token; no response carries a secret.
+Safe by default: it binds 127.0.0.1; every request must name the page in ``Host`` (its own
+addresses or ``allowed_hosts``: a DNS-rebinding page gets 403); without a configured token every
+control endpoint answers 403 (never open); the WebSocket only accepts the page's own origin, the
+configured ones, or a client without an Origin that carries the token; request bodies are bounded
+in size and JSON nesting; every error is JSON (``{"error": ...}``), never a traceback; no response
+carries a secret.
 """
 
 from __future__ import annotations
@@ -28,30 +32,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
+import mimetypes
+import re
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from aiohttp import WSCloseCode, web
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from tradebot_plugins.services._status_stats import trade_statistics
-from tradebot_plugins.services._status_stream import STREAMED, ClientQueue, dumps
+from tradebot_plugins.services._status_stream import STREAMED, ClientQueue, Fanout, dumps
 
-from tradebot_core import __version__, hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
+from tradebot_core import Event, EventKind, PluginContext, PluginSettings, __version__, hookimpl
 from tradebot_core.config import format_validation_error
-from tradebot_core.pipeline import position_payload
-from tradebot_core.types import Event, EventKind
+
+if TYPE_CHECKING:
+    from aiohttp import web
+else:
+
+    class _LazyWeb:
+        """``aiohttp.web``, imported on first use: aiohttp costs a quarter of a second to import,
+        and every ``tradebot`` process loads this module, most of them never serving a page."""
+
+        def __getattr__(self, name: str) -> Any:
+            from aiohttp import web
+
+            return getattr(web, name)
+
+    web = _LazyWeb()
+
+
+def _middleware(method: Any) -> Any:
+    """What ``aiohttp.web.middleware`` does (mark a new-style middleware), without aiohttp."""
+    method.__middleware_version__ = 1
+    return method
+
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 _ANY_HOST = {"", "0.0.0.0", "::"}
+_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+_HOST = re.compile(r"^(?P<name>\[[0-9a-f:.]+\]|[a-z0-9._-]+)(?::(?P<port>[0-9]{1,5}))?$")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+FAVICON = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+    b'<rect width="16" height="16" rx="3" fill="#1f2937"/>'
+    b'<path d="M3 12V7h2v5zm4 0V4h2v8zm4 0V8h2v4z" fill="#22c55e"/></svg>'
+)
 _NO_TOKEN = (
     "control is disabled: no token is configured; set services.status_page.token "
     "(e.g. token: ${TRADEBOT_STATUS_TOKEN} and export TRADEBOT_STATUS_TOKEN) to enable it"
@@ -69,6 +104,14 @@ class StatusPageSettings(PluginSettings):
     allowed_origins: list[str] = Field(default_factory=list)
     """Origins allowed on the WebSocket besides the page's own (http://127.0.0.1:PORT,
     http://localhost:PORT and the bound host), e.g. ``https://bot.example.com``."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names accepted in the ``Host`` header (any port) besides 127.0.0.1, localhost,
+    [::1] and the bound host (with the bound port or none), e.g. ``bot.example.com`` behind a
+    proxy; the hosts of ``allowed_origins`` are accepted too. Any other Host: 403."""
+    max_body: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Bytes a request body may have at most (413 beyond)."""
+    max_json_depth: int = Field(default=20, ge=2, le=200)
+    """Nesting of arrays and objects a JSON body may have at most (400 beyond)."""
     recent_bars: int = Field(default=30, ge=1, le=500)
     """Bars the dashboard gets on load, and bar updates kept queued for a slow client."""
     client_queue: int = Field(default=2000, ge=10, le=100_000)
@@ -97,6 +140,24 @@ class StatusPageSettings(PluginSettings):
             origins.append(f"{parts.scheme}://{parts.netloc}".lower())
         return origins
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        hosts = []
+        for host in value:
+            name = host.strip().lower()
+            with contextlib.suppress(ValueError):  # a bare IPv6 address is written in brackets
+                if ipaddress.ip_address(name).version == 6:
+                    name = f"[{name}]"
+            match = _HOST.match(name)
+            if match is None or match["port"] is not None:
+                raise ValueError(
+                    f"{host!r} is not a host name: write the name alone (no scheme, port or "
+                    "path), e.g. bot.example.com"
+                )
+            hosts.append(name)
+        return hosts
+
 
 class SessionSettings(BaseModel):
     """What ``POST /api/settings`` may change in a running session."""
@@ -113,8 +174,58 @@ def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=dumps)
 
 
-def _error(message: str, status: int) -> web.Response:
-    return _json({"error": message}, status)
+def _error(message: str, status: int, headers: Any = None) -> web.Response:
+    response = _json({"error": message}, status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+def _static_names() -> set[str]:
+    return {p.name for p in STATIC.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+
+def _static_file(name: str) -> web.Response:
+    """A small file of ``static/`` (read per request: an edited dashboard shows on reload)."""
+    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return web.Response(
+        body=(STATIC / name).read_bytes(),
+        content_type=content_type,
+        charset="utf-8" if content_type.startswith("text/") else None,
+        headers={"Cache-Control": "no-cache"},
+    )
+
+
+class BadRequest(Exception):
+    """Bad input a handler found: answered ``{"error": message}`` with ``status`` (a 4xx)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def json_depth(text: str, limit: int) -> int:
+    """How deep arrays and objects nest in ``text`` (strings skipped), counting to ``limit + 1``
+    at most: a check before :func:`json.loads`, which recurses (a RecursionError on deep input)."""
+    depth = deepest = 0
+    for bracket in _BRACKET.finditer(_JSON_STRING.sub('""', text)):
+        if bracket.group() in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
 class StatusPage:
@@ -129,7 +240,8 @@ class StatusPage:
         self.port = settings.port  # the bound port once started (port 0: a free one)
         self.started = time.monotonic()
         self.bars: deque[dict[str, Any]] = deque(maxlen=settings.recent_bars)
-        self.clients: set[ClientQueue] = set()
+        self.fanout = Fanout()
+        self.clients: set[ClientQueue] = self.fanout.clients
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._closing = False
@@ -162,6 +274,8 @@ class StatusPage:
         self._closing = True
         if self.pipeline is not None:
             self.pipeline.bus.unsubscribe(self._on_event)
+        from aiohttp import WSCloseCode
+
         closing = [
             socket.close(code=WSCloseCode.GOING_AWAY, message=b"tradebot stopping")
             for socket in self._sockets
@@ -175,22 +289,27 @@ class StatusPage:
 
     def app(self) -> web.Application:
         """The aiohttp application (tests may serve it on their own)."""
-        app = web.Application()
+        app = web.Application(
+            middlewares=[self._host_middleware, self._errors_middleware],
+            client_max_size=self.settings.max_body,
+        )
         r = app.router
-        r.add_get("/", self.health)
-        r.add_get("/dashboard", self.dashboard)
-        r.add_static("/static", STATIC)
-        r.add_get("/api/session/status", self.status)
-        r.add_get("/api/trades", self.trades)
-        r.add_get("/api/signals", self.signals)
-        r.add_get("/api/decisions", self.decisions)
-        r.add_get("/api/positions", self.positions)
-        r.add_get("/api/statistics", self.statistics)
-        r.add_get("/api/bars", self.recent_bars)
+        expect = {"expect_handler": self._expect}
+        r.add_get("/", self.health, **expect)
+        r.add_get("/dashboard", self.dashboard, **expect)
+        r.add_get("/favicon.ico", self.favicon, **expect)
+        r.add_get("/static/{name}", self.static, **expect)
+        r.add_get("/api/session/status", self.status, **expect)
+        r.add_get("/api/trades", self.trades, **expect)
+        r.add_get("/api/signals", self.signals, **expect)
+        r.add_get("/api/decisions", self.decisions, **expect)
+        r.add_get("/api/positions", self.positions, **expect)
+        r.add_get("/api/statistics", self.statistics, **expect)
+        r.add_get("/api/bars", self.recent_bars, **expect)
         for action in ("start", "stop", "halt", "resume"):
-            r.add_post(f"/api/session/{action}", self.control)
-        r.add_post("/api/settings", self.update_settings)
-        r.add_get("/ws", self.websocket)
+            r.add_post(f"/api/session/{action}", self.control, **expect)
+        r.add_post("/api/settings", self.update_settings, **expect)
+        r.add_get("/ws", self.websocket, **expect)
         return app
 
     # -- the bus side: synchronous, in the hot path: append only ---------------------------------
@@ -198,8 +317,122 @@ class StatusPage:
     def _on_event(self, event: Event) -> None:
         if event.kind is EventKind.BAR_CLOSED:
             self.bars.append(event.payload)  # bar_payload's dict, built for us
-        for client in self.clients:
-            client.put(event)
+        self.fanout.publish(event)
+
+    # -- middlewares: the Host check, errors as JSON -------------------------------------------
+
+    def hosts(self) -> tuple[set[str], set[str]]:
+        """Host names accepted with the bound port or none, and those accepted with any port."""
+        own = set(_LOOPBACK)
+        host = self.settings.host.lower()
+        if host not in _ANY_HOST:
+            own.add(f"[{host}]" if ":" in host else host)
+        extra = set(self.settings.allowed_hosts)
+        extra.update(urlsplit(origin).hostname or "" for origin in self.settings.allowed_origins)
+        extra.update(f"[{h}]" for h in list(extra) if ":" in h and not h.startswith("["))
+        return own, extra - {""}
+
+    def host_allowed(self, header: str | None) -> bool:
+        """Whether a request's ``Host`` names this page (DNS rebinding sends a foreign name)."""
+        match = _HOST.match((header or "").strip().lower())
+        if match is None:
+            return False
+        own, extra = self.hosts()
+        name, port = match["name"], match["port"]
+        if name in extra:
+            return True
+        return name in own and (port is None or int(port) == self.port)
+
+    @_middleware
+    async def _host_middleware(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        host = request.headers.get("Host")
+        if not self.host_allowed(host):
+            shown = host if host is None or len(host) <= 100 else host[:100] + "..."
+            return _error(
+                f"host {shown!r} not allowed: browse the page as http://127.0.0.1:{self.port} "
+                "or add the name to services.status_page.allowed_hosts",
+                403,
+            )
+        return await handler(request)
+
+    @_middleware
+    async def _errors_middleware(
+        self, request: web.Request, handler: _Handler
+    ) -> web.StreamResponse:
+        """Every error as ``{"error": message}``: HTTP errors keep their status, bad input is a
+        4xx, anything unexpected a 500 without its traceback (which goes to the log)."""
+        try:
+            length = request.content_length
+            if length is not None and length > self.settings.max_body:
+                raise BadRequest(self._too_large(), 413)
+            return await handler(request)
+        except BadRequest as exc:
+            return _error(exc.message, exc.status)
+        except web.HTTPRequestEntityTooLarge:
+            return _error(self._too_large(), 413)
+        except web.HTTPException as exc:
+            if exc.status < 400:  # redirects and the like pass through
+                raise
+            if exc.content_type == "application/json" and exc.text:
+                # already {"error": ...} (e.g. a bad ?limit=)
+                return web.Response(text=exc.text, status=exc.status, content_type=exc.content_type)
+            headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+            return _error(
+                f"{exc.reason.lower()}: {request.method} {request.path[:200]}", exc.status, headers
+            )
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception as exc:
+            from aiohttp.http_exceptions import HttpProcessingError
+            from aiohttp.web_protocol import RequestPayloadError
+
+            if isinstance(exc, HttpProcessingError | RequestPayloadError):  # a body aiohttp
+                # cannot read: bad gzip, a broken chunked encoding...
+                cause = exc.__cause__ or exc
+                message = getattr(cause, "message", None) or str(cause)
+                return _error(f"bad request body: {str(message).strip()[:200]}", 400)
+            log.exception("status page: %s %s failed", request.method, request.path[:200])
+            return _error("internal error: the log has the details", 500)
+
+    async def _expect(self, request: web.Request) -> None:
+        """``Expect: 100-continue``: go on only for a body the page would read (its Host allowed,
+        its length within ``max_body``); then the middlewares answer. Other expectations are
+        ignored (aiohttp's default answers them in plain text, before the Host check)."""
+        length = request.content_length
+        if (
+            request.headers.get("Expect", "").lower() == "100-continue"
+            and request.version >= (1, 1)
+            and self.host_allowed(request.headers.get("Host"))
+            and (length is None or length <= self.settings.max_body)
+        ):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # as aiohttp's own handler: the body has not started
+
+    def _too_large(self) -> str:
+        return (
+            f"the body is larger than {self.settings.max_body} bytes "
+            "(services.status_page.max_body)"
+        )
+
+    async def json_body(self, request: web.Request) -> Any:
+        """The request's JSON body, bounded in size and nesting: :class:`BadRequest` if bad."""
+        raw = await request.read()  # over max_body: HTTPRequestEntityTooLarge (413)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the body is not JSON: it is not UTF-8") from None
+        limit = self.settings.max_json_depth
+        if json_depth(text, limit) > limit:
+            raise BadRequest(
+                f"the body is not acceptable JSON: nested deeper than {limit} levels "
+                "(services.status_page.max_json_depth)"
+            )
+        try:
+            return json.loads(text, parse_constant=_no_constant)
+        except RecursionError:  # the depth check should have caught it
+            raise BadRequest("the body is not acceptable JSON: nested too deep") from None
+        except ValueError as exc:  # JSONDecodeError, NaN/Infinity, an integer too long
+            raise BadRequest(f"the body is not JSON: {str(exc)[:200]}") from None
 
     # -- read-only endpoints ---------------------------------------------------------------------
 
@@ -222,14 +455,29 @@ class StatusPage:
             }
         )
 
-    async def dashboard(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "dashboard.html")
+    async def dashboard(self, request: web.Request) -> web.Response:
+        return _static_file("dashboard.html")
+
+    async def static(self, request: web.Request) -> web.Response:
+        """The dashboard's files, by name only (no path, no ranges): a JSON 404 for anything
+        else."""
+        name = request.match_info["name"]
+        if name not in _static_names():
+            return _error(f"not found: {request.path[:200]}", 404)
+        return _static_file(name)
+
+    async def favicon(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=FAVICON,
+            content_type="image/svg+xml",
+            headers={"Cache-Control": "max-age=86400"},
+        )
 
     async def status(self, request: web.Request) -> web.Response:
         p = self.pipeline
         state = p.regime_state
         tier = p.account.tier
-        positions = list(p.ledger.open.values())
+        positions = p.session.positions_payload()
         limits = p.risk.settings
         return _json(
             {
@@ -247,8 +495,9 @@ class StatusPage:
                     "balance": str(p.account.balance),
                     "tier": tier.model_dump(mode="json") if tier else None,
                 },
-                "position": sum(x.direction.sign * x.quantity for x in positions),
-                "positions": [position_payload(x) for x in positions],
+                "position": sum(x["net"] for x in positions),
+                "positions": positions,
+                "unrealized_pnl": str(p.session.unrealized()),
                 "summary": p.summary.as_dict(),
                 "last_price": str(p.instrument.to_decimal(p.last_price)) if p.last_price else None,
                 "last_ts_ns": p.last_ts_ns or None,
@@ -295,7 +544,7 @@ class StatusPage:
         return _json(rows)
 
     async def positions(self, request: web.Request) -> web.Response:
-        return _json([position_payload(p) for p in self.pipeline.ledger.open.values()])
+        return _json(self.pipeline.session.positions_payload())
 
     async def recent_bars(self, request: web.Request) -> web.Response:
         return _json(list(self.bars))
@@ -352,10 +601,7 @@ class StatusPage:
         refused = self._refusal(request)
         if refused is not None:
             return refused
-        try:
-            body = await request.json()
-        except json.JSONDecodeError:
-            body = None
+        body = await self.json_body(request)
         if not isinstance(body, dict):
             return _error(
                 "the body must be a JSON object, e.g. "

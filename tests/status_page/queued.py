@@ -43,7 +43,10 @@ class QueuedPlugin:
 
 def status_config(services: str = f"{{port: 0, token: {TOKEN}}}", extra: str = "") -> str:
     """The kernel tests' config on the queued feed, with a fake Databento key and the page
-    (``extra``: more top-level YAML)."""
+    (``extra``: more top-level YAML). No account tiers unless ``extra`` sets ``account``: the
+    tests switch symbols freely."""
+    if "account:" not in extra and "account:" not in BASE_CONFIG:
+        extra = "account: {tiers: []}\n" + extra
     return extra + BASE_CONFIG.replace(
         "feed: {plugin: scripted, scripted: {batches: 1}}",
         f"""

@@ -8,7 +8,7 @@ import json
 import aiohttp
 import pytest
 from status_page.queued import AUTH, QueuedFeed, feed, minutes
-from tradebot_plugins.services._status_stream import RESYNC, ClientQueue
+from tradebot_plugins.services._status_stream import RESYNC, ClientQueue, Message
 
 from tradebot_core.types import Event, EventKind
 
@@ -159,11 +159,16 @@ def event(kind: EventKind, ts: int) -> Event:
     return Event(kind=kind, ts_ns=ts, payload={"n": ts})
 
 
+def message(kind: EventKind, ts: int) -> Message:
+    """What the fan-out queues for an event (its sequence number: ``ts``)."""
+    return Message(event(kind, ts), ts)
+
+
 def test_a_slow_client_loses_old_bars_first():
     queue = ClientQueue(limit=10, max_bars=3)
     kinds = [EventKind.BAR_CLOSED if i % 2 else EventKind.SIGNAL for i in range(12)]
     for i, kind in enumerate(kinds):
-        queue.put(event(kind, i))
+        queue.put(message(kind, i))
     kept = [json.loads(m) for m in queue.take()]
     bars = [m["ts_ns"] for m in m_of(kept, "bar")]
     signals = [m["ts_ns"] for m in m_of(kept, "signal")]
@@ -177,11 +182,11 @@ def test_a_slow_client_loses_old_bars_first():
 def test_a_client_far_behind_is_told_to_resync():
     queue = ClientQueue(limit=10, max_bars=3)
     for i in range(25):
-        queue.put(event(EventKind.TRADE_CLOSED, i))
+        queue.put(message(EventKind.TRADE_CLOSED, i))
     out = queue.take()
     assert out[0] == RESYNC
     assert [json.loads(m)["ts_ns"] for m in out[1:]] == list(range(15, 25))
-    queue.put(event(EventKind.TRADE_CLOSED, 99))
+    queue.put(message(EventKind.TRADE_CLOSED, 99))
     assert queue.take()[0] != RESYNC
 
 
