@@ -19,8 +19,9 @@ for US equities (sessions 09:30-16:00 ET, early closes at 13:00 ET).
 
 Times are ns since the Unix epoch, UTC; DST is handled by the time zone (RTH opens at 13:30 UTC in
 summer, 14:30 UTC in winter). Building a calendar takes a few tenths of a second, so each one is
-built once, lazily, and its sessions are precomputed into plain lists and dicts: every function
-here is a dict lookup or a bisection, cheap enough to call per bar.
+built lazily, for a window around the dates asked about (grown when a question falls outside it),
+and its sessions are precomputed into plain lists and dicts: every function here is a dict lookup
+or a bisection, cheap enough to call per bar.
 """
 
 from __future__ import annotations
@@ -56,11 +57,34 @@ class DayBounds:
     early_close: bool
 
 
+WINDOW_DAYS = 400
+"""How far around the dates asked for a calendar is built (each build costs about the same, a
+tenth of a second or more, whatever its length); it grows when a later question needs more."""
+
+
+@dataclass(frozen=True)
+class _Sessions:
+    """The sessions of one built window of a calendar (replaced whole when the window grows)."""
+
+    start: date  # the window asked of exchange_calendars, both ends included
+    end: date
+    days: list[date]
+    ordinals: list[int]
+    bounds: dict[date, DayBounds]
+    rolls: np.ndarray
+    roll_list: list[int]
+    day_array: np.ndarray
+    first_open: int
+
+
 class TradingCalendar:
     """The sessions of one ``exchange_calendars`` calendar, precomputed for fast lookups.
 
     ``session_close`` (exchange-time wall clock, ET) caps every session's close; ``rth`` is the
     regular-hours window (ET) inside each session. Use :func:`get` rather than building one.
+
+    Sessions are built only for a window around the dates asked about (not the 20 years
+    ``exchange_calendars`` covers), and the window grows on demand: the answers are the same.
     """
 
     def __init__(
@@ -71,12 +95,48 @@ class TradingCalendar:
         rth: tuple[time, time] = (RTH_OPEN, RTH_CLOSE),
     ) -> None:
         import exchange_calendars
-        import pandas as pd
 
         self.name = name
+        self._session_close = session_close
+        self._rth = rth
+        self._lock = threading.Lock()
+        dispatcher = exchange_calendars.calendar_utils.global_calendar_dispatcher
+        try:  # the calendar's class, without building its default 20 years
+            cls = dispatcher._calendar_factories[dispatcher.resolve_alias(name)]
+        except (AttributeError, KeyError, TypeError):
+            with warnings.catch_warnings():  # its pandas calls warn of pandas 4 changes
+                warnings.simplefilter("ignore")
+                cls = type(exchange_calendars.get_calendar(name))
+        self._limits = (cls.default_start().date(), cls.default_end().date())
+        self._cls = cls
+        self._sessions: _Sessions | None = None
+
+    # -- building ------------------------------------------------------------------------------
+
+    def _covering(self, lo: date, hi: date) -> _Sessions:
+        """The sessions, built (or grown) to cover ``lo`` to ``hi`` as far as the limits allow."""
+        sessions = self._sessions
+        first, last = self._limits
+        lo, hi = max(lo, first), min(hi, last)
+        if sessions is not None and sessions.start <= lo and hi <= sessions.end:
+            return sessions
+        with self._lock:
+            sessions = self._sessions
+            if sessions is not None and sessions.start <= lo and hi <= sessions.end:
+                return sessions
+            start = max(first, date.fromordinal(lo.toordinal() - WINDOW_DAYS))
+            end = min(last, date.fromordinal(hi.toordinal() + WINDOW_DAYS))
+            if sessions is not None:
+                start, end = min(start, sessions.start), max(end, sessions.end)
+            self._sessions = sessions = self._build(start, end)
+        return sessions
+
+    def _build(self, start: date, end: date) -> _Sessions:
+        import pandas as pd
+
         with warnings.catch_warnings():  # its pandas calls warn of pandas 4 changes
             warnings.simplefilter("ignore")
-            schedule = exchange_calendars.get_calendar(name).schedule
+            schedule = self._cls(start=start.isoformat(), end=end.isoformat()).schedule
         dates = pd.DatetimeIndex(schedule.index).tz_localize(None).normalize()
 
         def wall(t: time) -> np.ndarray:  # t (ET) on every session date, ns UTC
@@ -87,36 +147,65 @@ class TradingCalendar:
         def column(key: str) -> np.ndarray:
             return pd.DatetimeIndex(schedule[key]).as_unit("ns").asi8.astype(np.int64)
 
+        rth = self._rth
         opens, closes = column("open"), column("close")
-        regular_close = wall(session_close) if session_close else closes
+        regular_close = wall(self._session_close) if self._session_close else closes
         closes = np.minimum(closes, regular_close)
         rth_open = np.maximum(wall(rth[0]), opens)
         rth_close_regular = wall(rth[1])
         rth_close = np.minimum(rth_close_regular, closes)
         early = (closes < regular_close) | (rth_close < rth_close_regular)
 
-        self.days: list[date] = [d.date() for d in dates]
-        self._ordinals: list[int] = [d.toordinal() for d in self.days]
-        self._bounds: dict[date, DayBounds] = {
-            day: DayBounds(day, int(o), int(c), int(ro), int(rc), bool(e))
-            for day, o, c, ro, rc, e in zip(
-                self.days, opens, closes, rth_open, rth_close, early, strict=True
-            )
-        }
+        days: list[date] = [d.date() for d in dates]
+        ordinals = [d.toordinal() for d in days]
         # the day roll of each session: 18:00 ET on its date; a timestamp belongs to the first
         # session whose roll is later than it
-        self._rolls = wall(DAY_ROLL)
-        self._roll_list: list[int] = self._rolls.tolist()
-        self._day_array = np.array(self._ordinals, dtype=np.int64)
-        self._first_open = int(opens[0])
+        rolls = wall(DAY_ROLL)
+        return _Sessions(
+            start=start,
+            end=end,
+            days=days,
+            ordinals=ordinals,
+            bounds={
+                day: DayBounds(day, int(o), int(c), int(ro), int(rc), bool(e))
+                for day, o, c, ro, rc, e in zip(
+                    days, opens, closes, rth_open, rth_close, early, strict=True
+                )
+            },
+            rolls=rolls,
+            roll_list=rolls.tolist(),
+            day_array=np.array(ordinals, dtype=np.int64),
+            first_open=int(opens[0]) if len(opens) else 0,
+        )
+
+    def _around(self, day: date) -> _Sessions:
+        return self._covering(day, day)
+
+    def _around_ns(self, lo_ns: int, hi_ns: int) -> _Sessions:
+        """Sessions covering the trading days of timestamps from ``lo_ns`` to ``hi_ns``: their
+        ET dates, a week before (the session a timestamp falls in opened before it) and after
+        (after 18:00 ET, the next session: beyond a weekend and a holiday)."""
+        lo, hi = et_time(lo_ns).date(), et_time(hi_ns).date()
+        return self._covering(
+            date.fromordinal(lo.toordinal() - 7), date.fromordinal(hi.toordinal() + 7)
+        )
+
+    # -- questions -----------------------------------------------------------------------------
+
+    @property
+    def days(self) -> list[date]:
+        """The sessions built so far (a window around the dates asked about)."""
+        return self._sessions.days if self._sessions is not None else []
 
     @property
     def first_day(self) -> date:
-        return self.days[0]
+        """The first day the calendar can answer for."""
+        return self._limits[0]
 
     @property
     def last_day(self) -> date:
-        return self.days[-1]
+        """The last day the calendar can answer for."""
+        return self._limits[1]
 
     def trading_days(self, start: date, end: date) -> list[date]:
         """Sessions from ``start`` to ``end``, both included."""
@@ -127,20 +216,24 @@ class TradingCalendar:
                 f"the {self.name} calendar covers {self.first_day} to {self.last_day}, "
                 f"not {start} to {end}"
             )
-        lo = bisect.bisect_left(self._ordinals, start.toordinal())
-        hi = bisect.bisect_right(self._ordinals, end.toordinal())
-        return self.days[lo:hi]
+        s = self._covering(start, end)
+        lo = bisect.bisect_left(s.ordinals, start.toordinal())
+        hi = bisect.bisect_right(s.ordinals, end.toordinal())
+        return s.days[lo:hi]
 
     def is_trading_day(self, day: date) -> bool:
         self._check_covered(day)
-        return day in self._bounds
+        return day in self._around(day).bounds
 
     def bounds(self, day: date) -> DayBounds:
         """Everything about session ``day``; a ValueError if there is none."""
-        try:
-            return self._bounds[day]
-        except KeyError:
+        s = self._sessions
+        if s is None or not s.start <= day <= s.end:
             self._check_covered(day)
+            s = self._around(day)
+        try:
+            return s.bounds[day]
+        except KeyError:
             raise ValueError(f"{day} is not a {self.name} trading day") from None
 
     def session_bounds(self, day: date) -> tuple[int, int]:
@@ -156,20 +249,31 @@ class TradingCalendar:
 
     def trading_date_of(self, ts_ns: int) -> date:
         """The session a timestamp belongs to: after 18:00 ET, the next session."""
-        i = bisect.bisect_right(self._roll_list, int(ts_ns))
-        if i == len(self.days) or (i == 0 and ts_ns < self._first_open):
+        ts_ns = int(ts_ns)
+        s = self._sessions
+        if s is not None:
+            i = bisect.bisect_right(s.roll_list, ts_ns)
+            if 0 < i < len(s.days):  # inside the built window: the common case
+                return s.days[i]
+        s = self._around_ns(ts_ns, ts_ns)
+        i = bisect.bisect_right(s.roll_list, ts_ns)
+        if i == len(s.days) or (i == 0 and (s.start > self.first_day or ts_ns < s.first_open)):
             raise ValueError(
                 f"{et_time(ts_ns):%Y-%m-%d %H:%M} ET is outside the {self.name} calendar "
                 f"({self.first_day} to {self.last_day})"
             )
-        return self.days[i]
+        return s.days[i]
 
     def trading_dates_of(self, ts_ns: np.ndarray) -> np.ndarray:
         """:meth:`trading_date_of` for an array of timestamps: ``datetime64[D]`` values."""
-        i = np.searchsorted(self._rolls, np.asarray(ts_ns, dtype=np.int64), side="right")
-        if len(i) and i.max() >= len(self.days):
+        ts_ns = np.asarray(ts_ns, dtype=np.int64)
+        if not len(ts_ns):
+            return np.empty(0, dtype="datetime64[D]")
+        s = self._around_ns(int(ts_ns.min()), int(ts_ns.max()))
+        i = np.searchsorted(s.rolls, ts_ns, side="right")
+        if i.max() >= len(s.days):
             raise ValueError(f"timestamps past the {self.name} calendar's end ({self.last_day})")
-        ordinals = self._day_array[i]
+        ordinals = s.day_array[i]
         return (ordinals - date(1970, 1, 1).toordinal()).astype("datetime64[D]")
 
     def _check_covered(self, day: date) -> None:

@@ -6,19 +6,16 @@ import json
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tradebot_core.config import ConfigError, LoadedConfig, load_config
-from tradebot_core.pipeline import Pipeline
+from tradebot_core import ConfigError, LoadedConfig, Pipeline, load_config
 
-from . import report, stress
-from .engine import BacktestResult, run_backtest
-from .executors import make_executor
-from .store import save_run
+# every tradebot process registers these commands: what only a backtest needs (rich's progress
+# bar, the engine, the executors, the report) is imported when a command runs
+if TYPE_CHECKING:
+    from .engine import BacktestResult
 
 SET_HELP = "Override a config key by its dotted path (repeatable)."
 
@@ -79,6 +76,18 @@ def _run(
     quiet: bool,
     label: str = "days",
 ) -> BacktestResult:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from .engine import run_backtest
+    from .executors import make_executor
+
     executor = make_executor(executor_spec, workers)
     console = Console(stderr=True)
     started = time.perf_counter()
@@ -135,6 +144,8 @@ def _write(
         payload["summary"] = data
         Path(json_path).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     if report_path:
+        from . import report
+
         Path(report_path).write_text(report.html_report(result, data))
         click.echo(f"report: {report_path}")
 
@@ -162,6 +173,9 @@ def backtest(
     Days run in parallel (--workers, or a Dask cluster with --executor dask://HOST:PORT);
     results equal running the days one after another.
     """
+    from . import report
+    from .store import save_run
+
     loaded = _load(config, symbol, overrides)
     days = _days(start, end)
     prepare_feed(loaded, days)
@@ -200,7 +214,8 @@ def stress_command(
     base = _run(loaded, days, executor, workers, quiet, "baseline")
     from decimal import Decimal
 
-    from . import stats
+    from . import report, stats, stress
+    from .store import save_run
 
     scenarios: dict[str, Any] = {}
     broker = loaded.config.broker.plugin

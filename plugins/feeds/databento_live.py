@@ -41,19 +41,24 @@ from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import databento
-import databento_dbn
+import databento_dbn  # the DBN codec only: light; ``databento`` loads when a feed is built
 import numpy as np
-from databento.common.constants import SCHEMA_STRUCT_MAP
-from databento.common.error import BentoError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from tradebot_plugins.feeds.dbn_ticks import records_to_ticks
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch
+from tradebot_core import (
+    FeedStatus,
+    FeedStatusKind,
+    PluginContext,
+    PluginSettings,
+    TickBatch,
+    hookimpl,
+)
+
+if TYPE_CHECKING:
+    import databento
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +274,8 @@ class DatabentoLiveFeed:
             )
         self._key = key.strip()
         self._symbols = settings.symbols or (f"{context.symbol}.c.0",)
+        from databento.common.constants import SCHEMA_STRUCT_MAP
+
         schema = databento_dbn.Schema.from_str(settings.schema_)
         self._record_cls = SCHEMA_STRUCT_MAP[schema]
         self._dtype = np.dtype(self._record_cls._dtypes)
@@ -389,6 +396,8 @@ class DatabentoLiveFeed:
             self._emit(_End(exc))
 
     async def _run(self) -> None:
+        from databento.common.error import BentoError
+
         s = self.settings
         failures = 0
         connected_once = False
@@ -477,6 +486,9 @@ class DatabentoLiveFeed:
 
     async def _connect(self, start: int | None) -> databento.Live:
         """A subscribed, authenticated (not yet started) client; BentoError if worth retrying."""
+        import databento
+        from databento.common.error import BentoError
+
         s = self.settings
         self._fatal = None
         try:
@@ -530,6 +542,8 @@ class DatabentoLiveFeed:
 
     async def _pump(self, live: databento.Live) -> str:
         """Read one session until it ends; return why it ended."""
+        from databento.common.error import BentoError
+
         record_cls = self._record_cls
         pending = self._pending
         batch_max = self.settings.batch_max

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from tradebot_core.types import BUY, SELL, TICK_DTYPE
+from tradebot_core import BUY, SELL, TICK_DTYPE
+
+_SIDE = np.zeros(256, dtype=np.int8)
+_SIDE[ord("B")] = BUY
+_SIDE[ord("A")] = SELL
 
 
 def records_to_ticks(records: np.ndarray, instrument_id: int | None = None) -> np.ndarray:
@@ -22,11 +26,15 @@ def records_to_ticks(records: np.ndarray, instrument_id: int | None = None) -> n
     keep = records["action"] == b"T"
     if instrument_id is not None:
         keep &= records["instrument_id"] == instrument_id
-    trades = records[keep]
-    ticks = np.empty(len(trades), dtype=TICK_DTYPE)
-    ticks["ts_event"] = trades["ts_event"].astype(np.int64)
-    ticks["price"] = trades["price"]
-    ticks["size"] = trades["size"]
-    side = trades["side"]
-    ticks["side"] = np.where(side == b"B", BUY, np.where(side == b"A", SELL, 0))
+    return ticks_at(records, np.flatnonzero(keep))
+
+
+def ticks_at(records: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The records at ``positions`` (trades) as ticks, copied field by field: the four fields a
+    tick needs, never the whole 48-64 byte records."""
+    ticks = np.empty(len(positions), dtype=TICK_DTYPE)
+    ticks["ts_event"] = records["ts_event"][positions]
+    ticks["price"] = records["price"][positions]
+    ticks["size"] = records["size"][positions]
+    ticks["side"] = _SIDE[np.ascontiguousarray(records["side"][positions]).view(np.uint8)]
     return ticks

@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import glob
 import logging
 import re
-import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -42,13 +42,20 @@ from typing import Any
 import numpy as np
 from pydantic import Field, field_validator
 
-from tradebot_core import hookimpl
+from tradebot_core import (
+    PRICE_SCALE,
+    TICK_DTYPE,
+    FeedStatus,
+    FeedStatusKind,
+    Instrument,
+    PluginContext,
+    PluginSettings,
+    TickBatch,
+    hookimpl,
+)
 from tradebot_core.calendar import EXCHANGE_TZ, trading_date_of
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.instruments import Instrument
-from tradebot_core.types import PRICE_SCALE, TICK_DTYPE, FeedStatus, FeedStatusKind, TickBatch
 
-from .dbn_ticks import records_to_ticks
+from .dbn_ticks import ticks_at
 
 log = logging.getLogger(__name__)
 
@@ -162,40 +169,44 @@ class FileFeed:
                 yield ticks
 
     def _dbn(self, path: Path) -> Iterator[np.ndarray]:
-        import databento
-        from databento.common.error import BentoWarning
-
-        try:
-            store = databento.DBNStore.from_file(path)
-            schema = str(store.schema) if store.schema is not None else ""
-        except Exception as exc:
-            raise FileFeedError(f"{path}: not a readable DBN file: {exc}") from exc
-        if schema not in RECORD_TYPES:
-            raise FileFeedError(
-                f"{path}: schema {schema or 'mixed'!r} holds no trades the feed can read "
-                f"(use one of {', '.join(RECORD_TYPES)})"
-            )
-        intervals = self._intervals(store, path)
-        drops = _Drops(path, "records")
-        chunks = store.to_ndarray(count=self.settings.batch_size)
-        while True:
+        with contextlib.ExitStack() as stack:
             try:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", BentoWarning)
-                    records = next(chunks, None)
+                reader, metadata = _open_dbn(path, stack)
+                schema = str(metadata.schema) if metadata.schema is not None else ""
             except Exception as exc:
+                raise FileFeedError(f"{path}: not a readable DBN file: {exc}") from exc
+            if schema not in RECORD_TYPES:
                 raise FileFeedError(
-                    f"{path}: cannot be read past record {drops.offset}: {exc}"
-                ) from exc
-            for warning in caught:
-                if issubclass(warning.category, BentoWarning):  # e.g. a truncated file
-                    log.warning("%s: after record %d: %s", path, drops.offset, warning.message)
-                else:
-                    warnings.warn(warning.message, warning.category, stacklevel=1)
-            if records is None:
-                break
-            yield self._dbn_ticks(records, schema, intervals, path, drops)
-        self.dropped += drops.report()
+                    f"{path}: schema {schema or 'mixed'!r} holds no trades the feed can read "
+                    f"(use one of {', '.join(RECORD_TYPES)})"
+                )
+            intervals = self._intervals(metadata, path)
+            drops = _Drops(path, "records")
+            dtype = _record_dtype(schema)
+            chunk_bytes = dtype.itemsize * self.settings.batch_size
+            while True:
+                try:
+                    buffer = _read_up_to(reader, chunk_bytes)
+                except Exception as exc:
+                    raise FileFeedError(
+                        f"{path}: cannot be read past record {drops.offset}: {exc}"
+                    ) from exc
+                if not buffer:
+                    break
+                loose = len(buffer) % dtype.itemsize
+                if loose:  # the end of the file: a truncated record
+                    log.warning(
+                        "%s: after record %d: DBN file is truncated or contains an incomplete "
+                        "record",
+                        path,
+                        drops.offset,
+                    )
+                    buffer = buffer[:-loose]
+                records = np.frombuffer(buffer, dtype=dtype)
+                yield self._dbn_ticks(records, schema, intervals, path, drops)
+                if loose or len(buffer) < chunk_bytes:
+                    break
+            self.dropped += drops.report()
 
     def _dbn_ticks(
         self,
@@ -221,7 +232,7 @@ class FileFeed:
             keep &= _in_intervals(records, intervals)
         keep &= records["action"] == b"T"
         positions = np.flatnonzero(keep)
-        ticks = records_to_ticks(records[positions])
+        ticks = ticks_at(records, positions)
         no_size = ticks["size"] <= 0
         off_grid = ticks["price"] % self.instrument.tick_fixed != 0
         drops.add(f"records not of the {schema} schema", np.flatnonzero(broken))
@@ -235,9 +246,9 @@ class FileFeed:
     def _off_grid(self) -> str:
         return f"trades off the {self.instrument.symbol} tick grid of {self.instrument.tick_size}"
 
-    def _intervals(self, store: Any, path: Path) -> list[Interval] | None:
+    def _intervals(self, metadata: Any, path: Path) -> list[Interval] | None:
         """Which instrument ids (and when) stand for the symbol to play; None: no symbology."""
-        mappings = store.metadata.mappings or {}
+        mappings = metadata.mappings or {}
         wanted = self.settings.symbol
         if wanted is None:
             if not mappings:
@@ -469,6 +480,68 @@ def _sides(column: Any) -> np.ndarray:
     text = np.char.lower(np.char.strip(text))
     side = np.where(np.isin(text, ["b", "buy", "1", "+1", "1.0"]), 1, 0)
     return np.where(np.isin(text, ["a", "s", "sell", "-1", "-1.0"]), -1, side).astype(np.int8)
+
+
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_DBN_MAGIC = b"DBN"
+
+
+def _open_dbn(path: Path, stack: contextlib.ExitStack) -> tuple[Any, Any]:
+    """A reader positioned at the first record of a DBN file (plain or zstd), and its metadata.
+
+    Read with the light ``databento_dbn`` codec (what ``databento.DBNStore`` does underneath),
+    not the ``databento`` client, which takes most of a second to import.
+    """
+    import databento_dbn
+
+    raw = stack.enter_context(path.open("rb"))
+    magic = raw.read(4)
+    raw.seek(0)
+    if magic == _ZSTD_MAGIC:
+        import zstandard
+
+        reader = stack.enter_context(zstandard.ZstdDecompressor().stream_reader(raw))
+    elif magic.startswith(_DBN_MAGIC):
+        reader = raw
+    else:
+        raise ValueError("neither DBN nor zstd-compressed DBN")
+    prelude = _read_up_to(reader, 8)
+    if len(prelude) < 8 or not prelude.startswith(_DBN_MAGIC):
+        raise ValueError("no DBN header")
+    length = int.from_bytes(prelude[4:8], "little")
+    header = _read_up_to(reader, length)
+    if len(header) < length:
+        raise ValueError("the DBN header is cut short")
+    metadata = databento_dbn.Metadata.decode(
+        prelude + header, upgrade_policy=databento_dbn.VersionUpgradePolicy.AS_IS
+    )
+    return reader, metadata
+
+
+@functools.cache
+def _record_dtype(schema: str) -> np.dtype:
+    """The numpy layout of a schema's records (the same in DBN versions 1 to 3 for these)."""
+    import databento_dbn
+
+    struct = {
+        "trades": databento_dbn.TradeMsg,
+        "tbbo": databento_dbn.MBP1Msg,
+        "mbp-1": databento_dbn.MBP1Msg,
+        "mbo": databento_dbn.MBOMsg,
+    }[schema]
+    return np.dtype(struct._dtypes)
+
+
+def _read_up_to(reader: Any, size: int) -> bytes:
+    """``size`` bytes, fewer only at the end of the stream."""
+    parts = []
+    while size > 0:
+        part = reader.read(size)
+        if not part:
+            break
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
 
 
 def _in_intervals(records: np.ndarray, intervals: list[Interval]) -> np.ndarray:

@@ -35,6 +35,7 @@ client sends the key in a header, and the message is scrubbed as well).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -45,21 +46,22 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, SecretStr, model_validator
-from urllib3 import PoolManager, Timeout
-from urllib3.util.retry import Retry
 
-from tradebot_core import calendar, hookimpl
-from tradebot_core.calendar import DayBounds
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.instruments import root_symbol
-from tradebot_core.secrets import redact, register_secret
-from tradebot_core.types import (
+from tradebot_core import (
     PRICE_SCALE,
     FeedStatus,
     FeedStatusKind,
+    PluginContext,
+    PluginSettings,
     TickBatch,
+    calendar,
     empty_ticks,
+    hookimpl,
+    redact,
+    register_secret,
+    root_symbol,
 )
+from tradebot_core.calendar import DayBounds
 
 log = logging.getLogger(__name__)
 
@@ -103,24 +105,30 @@ class PolygonError(Exception):
     """A Polygon request that failed: Polygon's message, never the API key."""
 
 
-class _LoggedRetry(Retry):
-    """urllib3's Retry, saying each retry in the log (the URL carries no key)."""
+@functools.cache
+def _logged_retry() -> type:
+    """urllib3's Retry, saying each retry in the log (the URL carries no key); built on first use
+    so that loading this module does not import urllib3."""
+    from urllib3.util.retry import Retry
 
-    def increment(
-        self,
-        method: str | None = None,
-        url: str | None = None,
-        response: Any = None,
-        error: Exception | None = None,
-        _pool: Any = None,
-        _stacktrace: Any = None,
-    ) -> Retry:
-        retry = super().increment(method, url, response, error, _pool, _stacktrace)  # or raises
-        why = f"HTTP {response.status}" if response is not None else type(error).__name__
-        log.warning(
-            "polygon: %s for %s; retry %d", why, (url or "").split("?")[0], len(retry.history)
-        )
-        return retry
+    class _LoggedRetry(Retry):
+        def increment(
+            self,
+            method: str | None = None,
+            url: str | None = None,
+            response: Any = None,
+            error: Exception | None = None,
+            _pool: Any = None,
+            _stacktrace: Any = None,
+        ) -> Retry:
+            retry = super().increment(method, url, response, error, _pool, _stacktrace)  # or raises
+            why = f"HTTP {response.status}" if response is not None else type(error).__name__
+            log.warning(
+                "polygon: %s for %s; retry %d", why, (url or "").split("?")[0], len(retry.history)
+            )
+            return retry
+
+    return _LoggedRetry
 
 
 class PolygonFeed:
@@ -181,6 +189,7 @@ class PolygonFeed:
 
     def _client(self) -> Any:
         from polygon import RESTClient
+        from urllib3 import PoolManager, Timeout
 
         s = self.settings
         client = RESTClient(
@@ -190,7 +199,7 @@ class PolygonFeed:
             connect_timeout=s.timeout_s,
             read_timeout=s.timeout_s,
         )
-        retry = _LoggedRetry(
+        retry = _logged_retry()(
             total=s.retries,
             status_forcelist=RETRY_STATUSES,
             backoff_factor=s.backoff_s,

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, field_validator
-from rich.console import Console
-from rich.text import Text
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.types import Event, EventKind
+from tradebot_core import Event, EventKind, PluginContext, PluginSettings, hookimpl
+
+if TYPE_CHECKING:  # rich loads when a notifier is built
+    from rich.text import Text
 
 DEFAULT_KINDS = [
     kind
@@ -89,6 +88,10 @@ class ConsoleNotifier:
         self.settings = settings
         self.kinds = settings.kinds
         self.tz = ZoneInfo(settings.timezone)
+        from rich.console import Console
+        from rich.text import Text
+
+        self._text = Text
         # no file given: rich looks up sys.stdout / sys.stderr at each print
         self.console = Console(
             stderr=settings.stream == "stderr",
@@ -103,7 +106,7 @@ class ConsoleNotifier:
 
     def render(self, event: Event) -> Text:
         """The event's line, styled (no markup is parsed in messages)."""
-        line = Text()
+        line = self._text()
         if self.settings.timestamps == "exchange" and event.ts_ns > 0:
             when = datetime.fromtimestamp(event.ts_ns / 1e9, self.tz)
             line.append(when.strftime("%Y-%m-%d %H:%M:%S "), style="dim")

@@ -42,16 +42,23 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 from tradebot_plugins.notifiers._discord_embeds import messages_for
 
-from tradebot_core import __version__, hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.secrets import register_secret
-from tradebot_core.types import Event, EventKind
+from tradebot_core import (
+    Event,
+    EventKind,
+    PluginContext,
+    PluginSettings,
+    __version__,
+    hookimpl,
+    register_secret,
+)
+
+if TYPE_CHECKING:  # httpx itself loads when a notifier is set up (it is slow to import)
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +115,8 @@ class DiscordSettings(PluginSettings):
     @field_validator("webhook_url")
     @classmethod
     def _an_http_url(cls, url: SecretStr) -> SecretStr:
+        import httpx
+
         value = url.get_secret_value().strip()
         try:
             parsed = httpx.URL(value)
@@ -180,6 +189,8 @@ class DiscordNotifier:
         """Open the client and start the sender (idempotent)."""
         if self._task is not None and not self._task.done():
             return
+        import httpx
+
         self._loop = asyncio.get_running_loop()
         self._client = httpx.AsyncClient(
             timeout=self.settings.timeout_s,
@@ -272,6 +283,8 @@ class DiscordNotifier:
 
     async def _deliver(self, message: dict[str, Any]) -> str | None:
         """Send one message; None when delivered, else why not."""
+        import httpx
+
         assert self._client is not None
         attempts = 0
         waited = 0.0
