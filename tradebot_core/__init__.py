@@ -58,6 +58,7 @@ from .types import (  # noqa: E402
     Fill,
     OrderIntent,
     OrderSide,
+    OrderUpdate,
     Regime,
     RegimeState,
     RouteDecision,
@@ -70,12 +71,12 @@ from .types import (  # noqa: E402
 if TYPE_CHECKING:
     from . import calendar, indicators
     from .config import LoadedConfig, load_config
-    from .pipeline import Pipeline, RunSummary
     from .plugins import PluginManager
+    from .run.runner import Pipeline, RunSummary
 
 _LAZY = {
-    "Pipeline": ("pipeline", "Pipeline"),
-    "RunSummary": ("pipeline", "RunSummary"),
+    "Pipeline": ("run.runner", "Pipeline"),
+    "RunSummary": ("session", "RunSummary"),
     "PluginManager": ("plugins", "PluginManager"),
     "LoadedConfig": ("config", "LoadedConfig"),
     "load_config": ("config", "load_config"),
@@ -128,6 +129,7 @@ __all__ = [
     "Notifier",
     "OrderIntent",
     "OrderSide",
+    "OrderUpdate",
     "Pipeline",
     "PluginContext",
     "PluginManager",

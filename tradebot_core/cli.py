@@ -20,8 +20,8 @@ from rich.table import Table
 from . import __version__
 from .components import day_settings
 from .config import ConfigError, LoadedConfig, load_config
-from .pipeline import Pipeline, RunSummary
 from .plugins import PluginManager
+from .run.runner import Pipeline, RunSummary
 
 stderr = Console(stderr=True)
 log = logging.getLogger("tradebot")

@@ -46,7 +46,7 @@ from .types import (
 
 if TYPE_CHECKING:
     from .footprint import FootprintHistory
-    from .pipeline import Pipeline
+    from .run.runner import Pipeline
 
 
 class NoSettings(BaseModel):

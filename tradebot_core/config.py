@@ -100,11 +100,48 @@ class RiskSettings(_Strict):
     daily_loss_limit: Decimal = Field(default=Decimal("-300"), le=0)
     """Realized P&L (a negative number) at which the day stops."""
     max_position: int = Field(default=2, ge=1)
-    """Contracts open or pending at once."""
+    """Contracts at most in the net position, counting entries not filled yet."""
+    opposite_signal: Literal["reject", "reverse"] = "reject"
+    """A signal against the open position: ``reject`` it, or ``reverse`` (flatten, then enter)."""
+    price_band_pct: Decimal = Field(default=Decimal("5"), gt=0, le=100)
+    """A trade print further than this from the last good price is dropped (a bad tick)."""
+    reconcile: Literal["halt", "adopt"] = "halt"
+    """At start, if the broker's positions or orders differ from the journal's: ``halt`` until
+    an operator resumes, or ``adopt`` the broker's view."""
     flatten_at: time | None = time(15, 55)
     """Exchange-local time (``timezone``) at which everything is flattened; null turns it off."""
     digest_at: time | None = time(16, 0)
     timezone: str = "America/New_York"
+
+    @field_validator("flatten_at", "digest_at", mode="before")
+    @classmethod
+    def _clock_time(cls, value: Any) -> Any:
+        """``15:55`` unquoted is YAML 1.1's base-60 integer 955: read it as the time it shows.
+        Anything else must be ``HH:MM`` (or ``HH:MM:SS``) or null."""
+        if value is None or isinstance(value, time):
+            return value
+        if isinstance(value, bool):
+            raise ValueError("must be a time of day, HH:MM")
+        if isinstance(value, int):
+            hours, minutes = divmod(value, 60)
+            if value < 0 or hours > 23:
+                raise ValueError(f"must be a time of day, HH:MM (got the number {value})")
+            return time(hours, minutes)
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})(?::(\d{2}))?", str(value).strip())
+        if match and int(match[1]) < 24 and int(match[2]) < 60 and int(match[3] or 0) < 60:
+            return time(int(match[1]), int(match[2]), int(match[3] or 0))
+        raise ValueError(f"must be a time of day, HH:MM (got {value!r})")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. America/New_York)") from None
+        return value
 
 
 class Tier(_Strict):

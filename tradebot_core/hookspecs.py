@@ -45,7 +45,7 @@ from . import PROJECT_NAME
 if TYPE_CHECKING:
     import click
 
-    from .pipeline import Pipeline
+    from .run.runner import Pipeline
     from .types import Event
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, started_ns INTEGER NOT NULL, ended_ns INTEGER,
-    config_hash TEXT, version TEXT, symbol TEXT, summary TEXT
+    config_hash TEXT, version TEXT, symbol TEXT, summary TEXT, account_id INTEGER, pid INTEGER
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, run_id INTEGER, ts_ns INTEGER NOT NULL, kind TEXT NOT NULL,
@@ -41,20 +42,30 @@ CREATE TABLE IF NOT EXISTS decisions (
     pattern TEXT, direction TEXT, approved INTEGER, reasons TEXT
 );
 CREATE TABLE IF NOT EXISTS orders (
-    bracket_id TEXT PRIMARY KEY, run_id INTEGER, ts_ns INTEGER NOT NULL, symbol TEXT,
-    direction TEXT, quantity INTEGER, stop_ticks INTEGER, target_ticks INTEGER, pattern TEXT,
-    reasons TEXT, status TEXT
+    order_id TEXT PRIMARY KEY, bracket_id TEXT, run_id INTEGER, account_id INTEGER,
+    ts_ns INTEGER NOT NULL, role TEXT, symbol TEXT, side TEXT, direction TEXT,
+    quantity INTEGER, price TEXT, stop_ticks INTEGER, target_ticks INTEGER, pattern TEXT,
+    reasons TEXT, status TEXT, filled INTEGER DEFAULT 0, venue_order_id TEXT, reason TEXT
+);
+CREATE INDEX IF NOT EXISTS orders_bracket ON orders (bracket_id);
+CREATE TABLE IF NOT EXISTS order_events (
+    id INTEGER PRIMARY KEY, run_id INTEGER, order_id TEXT, bracket_id TEXT, ts_ns INTEGER,
+    old TEXT, new TEXT, detail TEXT
 );
 CREATE TABLE IF NOT EXISTS fills (
-    id INTEGER PRIMARY KEY, run_id INTEGER, bracket_id TEXT, order_id TEXT, ts_ns INTEGER,
-    symbol TEXT, side TEXT, quantity INTEGER, price TEXT, role TEXT, commission TEXT
+    id INTEGER PRIMARY KEY, run_id INTEGER, account_id INTEGER, exec_id TEXT NOT NULL,
+    bracket_id TEXT, order_id TEXT, ts_ns INTEGER, symbol TEXT, side TEXT, quantity INTEGER,
+    price TEXT, role TEXT, commission TEXT, UNIQUE (account_id, exec_id)
 );
 CREATE TABLE IF NOT EXISTS trades (
-    bracket_id TEXT PRIMARY KEY, run_id INTEGER, symbol TEXT, direction TEXT, quantity INTEGER,
-    entry_price TEXT, exit_price TEXT, entry_ts_ns INTEGER, exit_ts_ns INTEGER, ticks INTEGER,
-    tick_size TEXT, tick_value TEXT, gross_pnl TEXT, commissions TEXT, net_pnl TEXT,
-    exit_reason TEXT, pattern TEXT
+    trade_id TEXT PRIMARY KEY, bracket_id TEXT, run_id INTEGER, account_id INTEGER,
+    symbol TEXT, direction TEXT, quantity INTEGER, entry_price TEXT, exit_price TEXT,
+    entry_ts_ns INTEGER, exit_ts_ns INTEGER, ticks INTEGER, tick_size TEXT, tick_value TEXT,
+    gross_pnl TEXT, commissions TEXT, net_pnl TEXT, exit_reason TEXT, pattern TEXT
 );
+CREATE INDEX IF NOT EXISTS trades_run ON trades (run_id);
+CREATE INDEX IF NOT EXISTS signals_run ON signals (run_id);
+CREATE INDEX IF NOT EXISTS decisions_signal ON decisions (signal_id);
 CREATE TABLE IF NOT EXISTS session_state (
     id INTEGER PRIMARY KEY, run_id INTEGER, ts_ns INTEGER NOT NULL, state TEXT, reason TEXT,
     realized_pnl TEXT
@@ -72,15 +83,20 @@ JOURNALED = frozenset(EventKind) - {EventKind.BAR_CLOSED, EventKind.PNL}
 class Journal:
     """Writes events as rows. Call :meth:`commit` at safe points (the pipeline does, per batch)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, durable: bool = True) -> None:
+        """``durable``: ``synchronous=FULL``, each commit on disk before it returns (real money,
+        live feeds). Replays use ``NORMAL``: in WAL mode a commit is still atomic and survives
+        the process being killed; only a power cut may lose the last ones, and a replay can be
+        played again."""
         self.path = Path(path)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self.db.executescript(SCHEMA)
         self.run_id: int | None = None
+        self.account_id: int | None = None
         self.last_signal_id: int | None = None
         self._dirty = False
         self.db.execute("BEGIN")
@@ -93,12 +109,24 @@ class Journal:
 
     def start_run(self, config_hash: str, version: str, symbol: str) -> int:
         cur = self.db.execute(
-            "INSERT INTO runs (started_ns, config_hash, version, symbol) VALUES (?, ?, ?, ?)",
-            (time.time_ns(), config_hash, version, symbol),
+            "INSERT INTO runs (started_ns, config_hash, version, symbol, pid) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (time.time_ns(), config_hash, version, symbol, os.getpid()),
         )
         self.run_id = int(cur.lastrowid or 0)
+        self.account_id = self.run_id
         self.commit()
         return self.run_id
+
+    def set_account(self, account_id: int) -> None:
+        """Rows from now on belong to ``account_id`` (the run that opened the account)."""
+        self.account_id = account_id
+        self.db.execute("UPDATE runs SET account_id = ? WHERE id = ?", (account_id, self.run_id))
+
+    def exec_ids(self, account_id: int) -> set[str]:
+        """The venue execution ids already booked on an account."""
+        rows = self.db.execute("SELECT exec_id FROM fills WHERE account_id = ?", (account_id,))
+        return {row[0] for row in rows}
 
     def end_run(self, summary: dict[str, Any]) -> None:
         self.db.execute(
@@ -132,8 +160,6 @@ class Journal:
         if writer is not None:
             writer(self, event.ts_ns, payload)
         self._dirty = True
-        if event.kind in (EventKind.FILL, EventKind.TRADE_CLOSED, EventKind.SESSION_STATE):
-            self.commit()
 
     def record_undeliverable(self, notifier: str, event: Event, reason: str) -> None:
         self.db.execute(
@@ -173,9 +199,9 @@ class Journal:
 
     def trades(self, run_id: int | None = None) -> list[dict[str, Any]]:
         if run_id is None:
-            return self.rows("SELECT * FROM trades ORDER BY exit_ts_ns, bracket_id")
+            return self.rows("SELECT * FROM trades ORDER BY exit_ts_ns, trade_id")
         return self.rows(
-            "SELECT * FROM trades WHERE run_id = ? ORDER BY exit_ts_ns, bracket_id", (run_id,)
+            "SELECT * FROM trades WHERE run_id = ? ORDER BY exit_ts_ns, trade_id", (run_id,)
         )
 
     def realized_since(self, ts_ns: int) -> Decimal:
@@ -228,38 +254,61 @@ def _decision(j: Journal, ts: int, p: dict[str, Any]) -> None:
 
 
 def _order(j: Journal, ts: int, p: dict[str, Any]) -> None:
-    intent = p["intent"]
-    if p["status"] != "submitted":
-        j.db.execute(
-            "UPDATE orders SET status = ? WHERE bracket_id = ?", (p["status"], p["bracket_id"])
-        )
-        return
+    """An order transition: the order's row as it is now, and the transition itself."""
+    order, transition = p["order"], p["transition"]
+    bracket = p.get("bracket") or {}
     j.db.execute(
-        "INSERT INTO orders (bracket_id, run_id, ts_ns, symbol, direction, quantity, stop_ticks, "
-        "target_ticks, pattern, reasons, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT(bracket_id) DO UPDATE SET status = excluded.status",
+        "INSERT INTO orders (order_id, bracket_id, run_id, account_id, ts_ns, role, symbol, "
+        "side, direction, quantity, price, stop_ticks, target_ticks, pattern, reasons, status, "
+        "filled, venue_order_id, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+        "?, ?, ?, ?) ON CONFLICT(order_id) DO UPDATE SET status = excluded.status, "
+        "filled = excluded.filled, quantity = excluded.quantity, price = excluded.price, "
+        "venue_order_id = excluded.venue_order_id, reason = excluded.reason",
         (
-            p["bracket_id"],
+            order["order_id"],
+            order["bracket_id"],
             j.run_id,
-            ts,
-            intent["symbol"],
-            intent["direction"],
-            intent["quantity"],
-            intent["stop_ticks"],
-            intent["target_ticks"],
-            intent["signal"]["pattern"],
-            json.dumps(intent["reasons"]),
-            p["status"],
+            j.account_id,
+            order["ts_ns"],
+            order["role"],
+            order["symbol"],
+            order["side"],
+            bracket.get("direction"),
+            order["quantity"],
+            order.get("price_decimal"),
+            bracket.get("stop_ticks"),
+            bracket.get("target_ticks"),
+            bracket.get("pattern"),
+            json.dumps((bracket.get("intent") or {}).get("reasons", [])),
+            order["status"],
+            order["filled"],
+            order["venue_order_id"],
+            order["reason"],
+        ),
+    )
+    j.db.execute(
+        "INSERT INTO order_events (run_id, order_id, bracket_id, ts_ns, old, new, detail) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            j.run_id,
+            transition["order_id"],
+            transition["bracket_id"],
+            transition["ts_ns"],
+            transition["old"],
+            transition["new"],
+            transition["detail"],
         ),
     )
 
 
 def _fill(j: Journal, ts: int, p: dict[str, Any]) -> None:
     j.db.execute(
-        "INSERT INTO fills (run_id, bracket_id, order_id, ts_ns, symbol, side, quantity, price, "
-        "role, commission) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO fills (run_id, account_id, exec_id, bracket_id, order_id, ts_ns, symbol, "
+        "side, quantity, price, role, commission) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             j.run_id,
+            j.account_id,
+            p["exec_id"],
             p["bracket_id"],
             p["order_id"],
             p["ts_ns"],
@@ -271,19 +320,19 @@ def _fill(j: Journal, ts: int, p: dict[str, Any]) -> None:
             p["commission"],
         ),
     )
-    status = "open" if p["role"] == "entry" else "closed"
-    j.db.execute("UPDATE orders SET status = ? WHERE bracket_id = ?", (status, p["bracket_id"]))
 
 
 def _trade(j: Journal, ts: int, p: dict[str, Any]) -> None:
     j.db.execute(
-        "INSERT OR REPLACE INTO trades (bracket_id, run_id, symbol, direction, quantity, "
-        "entry_price, exit_price, entry_ts_ns, exit_ts_ns, ticks, tick_size, tick_value, "
-        "gross_pnl, commissions, net_pnl, exit_reason, pattern) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO trades (trade_id, bracket_id, run_id, account_id, symbol, direction, "
+        "quantity, entry_price, exit_price, entry_ts_ns, exit_ts_ns, ticks, tick_size, "
+        "tick_value, gross_pnl, commissions, net_pnl, exit_reason, pattern) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
+            p["trade_id"],
             p["bracket_id"],
             j.run_id,
+            j.account_id,
             p["symbol"],
             p["direction"],
             p["quantity"],

@@ -1,28 +1,20 @@
 """The session's guard rails: daily profit target and loss limit, position cap, halts, margin.
 
-A limit reached halts new entries for the rest of the trading day and asks the pipeline to
-flatten; a manual halt lasts until ``resume``. The trading day follows CME: it rolls at 18:00 ET.
+A limit reached halts new entries for the rest of the trading day and asks the session to
+flatten; a manual halt lasts until ``resume`` (across days and restarts: it is saved state).
+The trading day is the exchange calendar's (:func:`tradebot_core.run.clock.trading_day`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from .config import RiskSettings
 from .instruments import Instrument
 from .types import OrderIntent, Trade
-
-_GLOBEX_ROLL = timedelta(hours=6)  # 18:00 ET belongs to the next day: shift by 6 h, take the date
-
-
-def trading_date(ts_ns: int, tz: ZoneInfo) -> date:
-    """The CME trading date of a timestamp (a trade after 18:00 ET counts for the next day)."""
-    local = datetime.fromtimestamp(ts_ns / 1e9, tz)
-    return (local + _GLOBEX_ROLL).date()
 
 
 @dataclass
@@ -63,12 +55,10 @@ class RiskState:
 class RiskManager:
     def __init__(self, settings: RiskSettings) -> None:
         self.settings = settings
-        self.tz = ZoneInfo(settings.timezone)
         self.state = RiskState()
 
-    def roll_day(self, ts_ns: int) -> date | None:
-        """Start a new trading day if ``ts_ns`` is in one. Returns the new day or None."""
-        day = trading_date(ts_ns, self.tz)
+    def roll_day(self, day: date) -> date | None:
+        """Start trading day ``day`` unless it is the current one. Returns it, or None."""
         if day == self.state.day:
             return None
         manual, reason = self.state.manual_halt, self.state.halt_reason

@@ -213,8 +213,8 @@ def run_pipeline(
     ``builtins``: also load the installed plugins (entry points), e.g. the ``adx`` regime.
     """
     from .config import load_config
-    from .pipeline import Pipeline
     from .plugins import PluginManager
+    from .run.runner import Pipeline
 
     sessions = [ticks] if isinstance(ticks, np.ndarray) else list(ticks)
     raw: dict[str, Any] = {

@@ -55,6 +55,7 @@ class FeedStatusKind(StrEnum):
     GAP = "gap"
     SESSION_START = "session_start"
     SESSION_END = "session_end"
+    DROPPED = "dropped"  # the feed dropped ``count`` malformed rows (``detail`` says why)
 
 
 class FeedStatus(BaseModel):
@@ -68,6 +69,7 @@ class FeedStatus(BaseModel):
     kind: FeedStatusKind
     ts_ns: int
     detail: str = ""
+    count: int = 0
 
 
 class Direction(StrEnum):
@@ -148,8 +150,14 @@ FillRole = Literal["entry", "stop", "target", "flatten"]
 
 
 class Fill(_Model):
-    """An execution reported by a broker. ``price`` is fixed-point (PRICE_SCALE units)."""
+    """An execution reported by a broker. ``price`` is fixed-point (PRICE_SCALE units).
 
+    ``exec_id`` is the venue's execution id: unique per execution, so a fill reported twice
+    (after a reconnect, say) is recognised and applied once. ``order_id`` is the kernel's client
+    order id of the order that filled.
+    """
+
+    exec_id: str
     bracket_id: str
     order_id: str
     symbol: str
@@ -161,9 +169,20 @@ class Fill(_Model):
     commission: Decimal = Decimal("0")  # for this fill, all contracts
 
 
-class Trade(_Model):
-    """A closed round trip; its money is worked out exactly by :mod:`tradebot_core.instruments`."""
+class OrderUpdate(_Model):
+    """A venue's word on an order other than a fill: accepted, cancelled or rejected."""
 
+    order_id: str  # the kernel's client order id
+    status: Literal["accepted", "cancelled", "rejected"]
+    ts_ns: int
+    venue_order_id: str = ""
+    reason: str = ""
+
+
+class Trade(_Model):
+    """Closed contracts of one lot (see :mod:`tradebot_core.execution.positions`), money exact."""
+
+    trade_id: str = ""
     bracket_id: str
     symbol: str
     direction: Direction
@@ -202,6 +221,7 @@ class EventKind(StrEnum):
     AUTO_FLATTEN = "auto_flatten"
     DAILY_DIGEST = "daily_digest"
     WATCHDOG = "watchdog"
+    RECONCILIATION = "reconciliation"
     ERROR = "error"
 
 

@@ -12,14 +12,17 @@ Rules (all prices on the instrument's tick grid; fills are reported at the tick 
   ``touch``, a trade at the limit is enough. It fills at the limit price, without slippage.
 * Stop and target become active on the trade after the entry fill; if one trade triggers both,
   the stop wins (the pessimistic reading of a bar you cannot see inside).
-* **Flatten** exits every open position at market on the next trade and cancels unfilled entries.
+* **Flatten** exits the net position at market on the next trade (one order for the whole
+  quantity), and the brackets' stops and targets go with it. On a live feed a market order that
+  has waited a second without any trade (the feed is down) fills at the last trade's price,
+  worsened by ``slippage_ticks``, when the wall clock asks (:meth:`PaperBroker.on_time`).
 * ``commission_per_side`` (per contract, per fill; ``commissions`` overrides it per symbol) is
   charged on every fill.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +35,7 @@ from tradebot_core import (
     Fill,
     OrderIntent,
     OrderSide,
+    OrderUpdate,
     PluginContext,
     PluginSettings,
     hookimpl,
@@ -51,27 +55,30 @@ class PaperSettings(PluginSettings):
 
 @dataclass
 class _Bracket:
+    """What the simulated venue holds for one bracket (or one flatten order)."""
+
     bracket_id: str
     symbol: str
-    direction: int  # +1 long, -1 short
+    direction: int  # +1 long, -1 short (for a flatten: the side of the exit, +1 buys)
     quantity: int
     stop_ticks: int
     target_ticks: int
-    state: str = "pending"  # pending -> open -> closed
+    state: str = "pending"  # pending -> open -> closed; "exit" for a flatten order
     entry_price: int = 0
     stop_price: int = 0
     target_price: int = 0
-    flatten: bool = False
+    order_id: str = ""  # the flatten order's id
     active_from: int = 0  # index within the current scan from which it may act
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("active_from")
-        return data
+    since_ns: int = 0  # when it started waiting for a trade (market orders)
 
 
 class PaperBroker(Broker):
-    """Fills brackets against the feed's trades. See the module docstring for the rules."""
+    """Fills brackets against the feed's trades. See the module docstring for the rules.
+
+    A simulated venue: it reports what happens to the kernel's orders (fills with execution ids,
+    cancels) exactly as a live broker does, and the kernel keeps the books. After a restart it
+    is given the kernel's working orders back (:meth:`restore`).
+    """
 
     name = "paper"
     Settings = PaperSettings
@@ -84,7 +91,11 @@ class PaperBroker(Broker):
         self._slip = settings.slippage_ticks * self._tick
         self._through = settings.limit_fill == "through"
         self._working: list[_Bracket] = []
+        self._fills = 0
+        self.last_price = 0
+        self.last_ts_ns = 0
         self.on_fill: Any = lambda fill: None
+        self.on_order_update: Any = lambda update: None
 
     # -- orders ----------------------------------------------------------------------------------
 
@@ -99,38 +110,139 @@ class PaperBroker(Broker):
                 quantity=intent.quantity,
                 stop_ticks=intent.stop_ticks,
                 target_ticks=intent.target_ticks,
+                active_from=self._next_index(),
+                since_ns=ts_ns,
+            )
+        )
+        self.on_order_update(
+            OrderUpdate(order_id=f"{bracket_id}-entry", status="accepted", ts_ns=ts_ns)
+        )
+
+    def flatten(
+        self, symbol: str, order_id: str, side: OrderSide, quantity: int, reason: str, ts_ns: int
+    ) -> None:
+        """Exit the position at the next trade (one market order for the net quantity) and
+        cancel the brackets' stops and targets (reported as cancelled by the kernel's books)."""
+        for bracket in self._working:
+            if bracket.symbol == symbol and bracket.state in ("open", "pending"):
+                bracket.state = "closed"
+        self._working = [b for b in self._working if b.state != "closed"]
+        self._working.append(
+            _Bracket(
+                bracket_id=order_id,
+                symbol=symbol,
+                direction=1 if side is OrderSide.BUY else -1,
+                quantity=quantity,
+                stop_ticks=0,
+                target_ticks=0,
+                state="exit",
+                order_id=order_id,
+                active_from=self._next_index(),
+                since_ns=ts_ns,
             )
         )
 
-    def flatten(self, reason: str, ts_ns: int) -> None:
-        """Exit open positions at the next trade; drop entries not yet filled."""
-        next_index = self._scan_index + 1 if self._scanning else 0
+    def cancel(self, order_id: str, reason: str) -> None:
+        """Cancel an entry not filled yet (its bracket goes with it)."""
+        bracket_id = order_id.removesuffix("-entry")
+        kept = []
         for bracket in self._working:
-            if bracket.state == "open":
-                bracket.flatten = True
-                bracket.active_from = max(bracket.active_from, next_index)
-            else:
-                bracket.state = "closed"
-        self._working = [b for b in self._working if b.state != "closed"]
+            if bracket.bracket_id == bracket_id and bracket.state == "pending":
+                self.on_order_update(
+                    OrderUpdate(
+                        order_id=order_id,
+                        status="cancelled",
+                        ts_ns=self.last_ts_ns,
+                        reason=reason,
+                    )
+                )
+                continue
+            kept.append(bracket)
+        self._working = kept
 
-    def cancel_entries(self, reason: str) -> list[str]:
-        """Drop brackets still waiting for their entry (a session ended under them)."""
-        cancelled = [b.bracket_id for b in self._working if b.state == "pending"]
-        self._working = [b for b in self._working if b.state != "pending"]
-        return cancelled
+    def report(self) -> dict[str, Any]:
+        """What the venue holds: net position per symbol and the working order ids."""
+        positions: dict[str, int] = {}
+        working: list[str] = []
+        for b in self._working:
+            if b.state == "open":
+                positions[b.symbol] = positions.get(b.symbol, 0) + b.direction * b.quantity
+                working += [f"{b.bracket_id}-stop", f"{b.bracket_id}-target"]
+            elif b.state == "pending":
+                working.append(f"{b.bracket_id}-entry")
+            elif b.state == "exit":
+                working.append(b.order_id)
+        return {"positions": {k: v for k, v in positions.items() if v}, "working": working}
+
+    def restore(self, orders: list[Any], brackets: dict[str, Any]) -> None:
+        """Take back the kernel's working orders after a restart (the venue is this process)."""
+        by_bracket: dict[str, dict[str, Any]] = {}
+        self._working = []
+        for order in orders:
+            role = order.role
+            if role == "flatten":
+                self._working.append(
+                    _Bracket(
+                        bracket_id=order.order_id,
+                        symbol=order.symbol,
+                        direction=1 if order.side is OrderSide.BUY else -1,
+                        quantity=order.remaining,
+                        stop_ticks=0,
+                        target_ticks=0,
+                        state="exit",
+                        order_id=order.order_id,
+                    )
+                )
+                continue
+            by_bracket.setdefault(order.bracket_id, {})[role] = order
+        for bracket_id, legs in by_bracket.items():
+            entry, stop, target = legs.get("entry"), legs.get("stop"), legs.get("target")
+            if stop is not None and target is not None:
+                direction = -1 if stop.side is OrderSide.BUY else 1
+                self._working.append(
+                    _Bracket(
+                        bracket_id=bracket_id,
+                        symbol=stop.symbol,
+                        direction=direction,
+                        quantity=stop.remaining,
+                        stop_ticks=0,
+                        target_ticks=0,
+                        state="open",
+                        stop_price=int(stop.price),
+                        target_price=int(target.price),
+                    )
+                )
+            elif entry is not None and entry.filled == 0 and bracket_id in brackets:
+                direction = 1 if entry.side is OrderSide.BUY else -1
+                self._working.append(
+                    _Bracket(
+                        bracket_id=bracket_id,
+                        symbol=entry.symbol,
+                        direction=direction,
+                        quantity=entry.remaining,
+                        stop_ticks=brackets[bracket_id].stop_ticks,
+                        target_ticks=brackets[bracket_id].target_ticks,
+                    )
+                )
 
     def working_brackets(self) -> list[dict[str, Any]]:
-        return [b.to_dict() for b in self._working]
-
-    def restore(self, brackets: list[dict[str, Any]]) -> None:
-        self._working = [_Bracket(**data) for data in brackets]
+        return [
+            {k: v for k, v in vars(b).items() if k not in ("active_from", "since_ns")}
+            for b in self._working
+        ]
 
     # -- the scan --------------------------------------------------------------------------------
 
     _scanning = False
     _scan_index = 0
 
+    def _next_index(self) -> int:
+        return self._scan_index + 1 if self._scanning else 0
+
     def on_ticks(self, symbol: str, ticks: np.ndarray) -> None:
+        if len(ticks):
+            self.last_price = int(ticks["price"][-1])
+            self.last_ts_ns = int(ticks["ts_event"][-1])
         if not self._working or len(ticks) == 0:
             return
         prices = ticks["price"]
@@ -142,12 +254,24 @@ class PaperBroker(Broker):
                     break
                 index, bracket, what = event
                 self._scan_index = index
-                self._execute(bracket, what, ticks, index)
+                self._execute(bracket, what, int(prices[index]), int(ticks["ts_event"][index]))
                 self._working = [b for b in self._working if b.state != "closed"]
         finally:
             self._scanning = False
+            self._scan_index = 0
         for bracket in self._working:
             bracket.active_from = 0
+
+    def on_time(self, now_ns: int) -> None:
+        """The wall clock (live runs): a market order that has waited a second with no trade
+        (the feed is down) fills at the last trade's price, worsened by the slippage."""
+        if not self.last_price:
+            return
+        for bracket in list(self._working):
+            if bracket.state in ("pending", "exit") and now_ns - bracket.since_ns >= 1_000_000_000:
+                what = "entry" if bracket.state == "pending" else "flatten"
+                self._execute(bracket, what, self.last_price, now_ns)
+        self._working = [b for b in self._working if b.state != "closed"]
 
     def _next_event(self, prices: np.ndarray) -> tuple[int, _Bracket, str] | None:
         best: tuple[int, int, _Bracket, str] | None = None
@@ -158,7 +282,7 @@ class PaperBroker(Broker):
                 continue
             if bracket.state == "pending":
                 candidate = (start, order, bracket, "entry")
-            elif bracket.flatten:
+            elif bracket.state == "exit":
                 candidate = (start, order, bracket, "flatten")
             else:
                 found = self._trigger(bracket, prices[start:])
@@ -184,24 +308,31 @@ class PaperBroker(Broker):
             return stop_at, "stop"
         return target_at, "target"
 
-    def _execute(self, b: _Bracket, what: str, ticks: np.ndarray, index: int) -> None:
-        trade_price = int(ticks["price"][index])
-        ts = int(ticks["ts_event"][index])
+    def _execute(self, b: _Bracket, what: str, trade_price: int, ts: int) -> None:
         if what == "entry":
             price = trade_price + b.direction * self._slip
-            b.state, b.entry_price, b.active_from = "open", price, index + 1
+            b.state, b.entry_price, b.active_from = "open", price, self._scan_index + 1
             b.stop_price = price - b.direction * b.stop_ticks * self._tick
             b.target_price = price + b.direction * b.target_ticks * self._tick
             side = OrderSide.BUY if b.direction > 0 else OrderSide.SELL
+            order_id = f"{b.bracket_id}-entry"
+        elif what == "flatten":
+            price = trade_price + b.direction * self._slip  # direction is the exit's side here
+            b.state = "closed"
+            side = OrderSide.BUY if b.direction > 0 else OrderSide.SELL
+            order_id = b.order_id
         else:
-            # a target fills at its limit; a stop or flatten at market, at the trade or worse
+            # a target fills at its limit; a stop at market, at the trade or worse
             market = trade_price - b.direction * self._slip
             price = b.target_price if what == "target" else market
             b.state = "closed"
             side = OrderSide.SELL if b.direction > 0 else OrderSide.BUY
+            order_id = f"{b.bracket_id}-{what}"
+        self._fills += 1
         fill = Fill(
+            exec_id=f"P-{order_id}-{ts}",
             bracket_id=b.bracket_id,
-            order_id=f"{b.bracket_id}-{what}",
+            order_id=order_id,
             symbol=b.symbol,
             side=side,
             quantity=b.quantity,

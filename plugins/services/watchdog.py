@@ -19,9 +19,7 @@ from typing import Any
 
 from pydantic import Field
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.types import EventKind
+from tradebot_core import EventKind, PluginContext, PluginSettings, hookimpl
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from tradebot_plugins.backtest.engine import run_backtest
 from tradebot_plugins.backtest.executors import InlineExecutor
 from tradebot_plugins.backtest.jobs import DayJob, run_day
 
+from tradebot_core import Pipeline
 from tradebot_core.config import load_config
-from tradebot_core.pipeline import Pipeline
 from tradebot_core.types import EventKind
 
 TIERS = """

@@ -11,8 +11,8 @@ from feeds_databento_hist.hist_gateway import FakeDatabento, start, tls_contexts
 from feeds_polygon.polygon_server import KEY as POLYGON_KEY
 from feeds_polygon.polygon_server import FakePolygon
 
+from tradebot_core import Pipeline
 from tradebot_core.config import load_config
-from tradebot_core.pipeline import Pipeline
 from tradebot_core.plugins import PluginManager
 
 MBO = "esh4-glbx-mdp3-20231225.mbo.dbn.zst"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from kernel.scripted import BASE_CONFIG, ScriptedFeed, kernel_manager
 
+from tradebot_core import Pipeline
 from tradebot_core.config import load_config
-from tradebot_core.pipeline import Pipeline
 
 
 @pytest.fixture

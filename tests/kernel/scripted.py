@@ -55,10 +55,12 @@ class ScriptedFeed:
     class Settings(PluginSettings):
         batches: int = 1
         day: str | None = None
+        live: bool = False  # plays as a live feed: a run goes on from the journal's account
 
     def __init__(self, settings: Any, context: Any) -> None:
         self.settings = settings
         self.symbol = context.symbol
+        self.live = settings.live
 
     @classmethod
     def day_settings(cls, settings: dict, day: Any) -> dict:

@@ -10,7 +10,7 @@ from tradebot_plugins.brokers.paper import PaperBroker, PaperSettings
 
 from tradebot_core.components import PluginContext
 from tradebot_core.instruments import InstrumentRegistry
-from tradebot_core.types import TICK_DTYPE, Direction, OrderIntent, Signal
+from tradebot_core.types import TICK_DTYPE, Direction, OrderIntent, OrderSide, Signal
 
 TICK = 250_000_000
 
@@ -113,27 +113,52 @@ def test_flatten_from_a_fill_handler_exits_on_the_next_trade_of_the_same_scan():
 
     def handler(fill):
         fills.append(fill)
-        if fill.role == "stop":
-            paper.flatten("loss limit", fill.ts_ns)
+        if fill.role == "stop":  # what is left long: 1 (bracket b); the kernel sells it
+            paper.flatten("ES", "F1", OrderSide.SELL, 1, "loss limit", fill.ts_ns)
 
     paper.on_fill = handler
     paper.on_ticks("ES", ticks_at([20000, 20001, 19997, 19995, 19990]))
-    roles = [(f.bracket_id, f.role, f.ts_ns) for f in fills]
+    roles = [(f.order_id, f.role, f.ts_ns) for f in fills]
     assert roles == [
-        ("a", "entry", 1000),
-        ("b", "entry", 1000),
-        ("a", "stop", 1002),
-        ("b", "flatten", 1003),
+        ("a-entry", "entry", 1000),
+        ("b-entry", "entry", 1000),
+        ("a-stop", "stop", 1002),
+        ("F1", "flatten", 1003),
     ]
+    assert fills[-1].side == "sell" and fills[-1].price == 19995 * TICK
+    assert paper.report() == {"positions": {}, "working": []}  # b's stop and target went too
 
 
-def test_working_brackets_survive_a_restore():
-    paper, _ = broker(slippage_ticks=0)
+def test_working_orders_from_the_kernel_survive_a_restore():
+    from tradebot_core.execution.orders import Bracket, OrderBook
+
+    paper, fills = broker(slippage_ticks=0)
     paper.submit_bracket(intent(stop=4, target=8), "b1", 0)
     paper.on_ticks("ES", ticks_at([20000]))
-    saved = paper.working_brackets()
+    assert paper.report() == {"positions": {"ES": 1}, "working": ["b1-stop", "b1-target"]}
+    # the kernel's books after that entry fill: what a restart gives the broker back
+    book = OrderBook()
+    book.open_bracket(Bracket("b1", "ES", Direction.LONG, 1, 4, 8, "p", 0))
+    book.fill("b1-entry", 1, fills[0].price, 1000)
+    from tradebot_core.execution.orders import Order, OrderStatus
+
+    for role, ticks in (("stop", -4), ("target", 8)):
+        book.add(
+            Order(
+                f"b1-{role}",
+                "b1",
+                role,
+                "ES",
+                OrderSide.SELL,
+                1,
+                1000,
+                price=(20000 + ticks) * TICK,
+                status=OrderStatus.ACCEPTED,
+            )
+        )
     again, fills_again = broker(slippage_ticks=0)
-    again.restore(saved)
+    again.restore(book.working(), book.brackets)
+    assert again.report() == paper.report()
     again.on_ticks("ES", ticks_at([20003, 20009], t0=5000))
     assert [f.role for f in fills_again] == ["target"]
     assert fills_again[0].price == 20008 * TICK

@@ -164,11 +164,12 @@ def test_restart_resumes_open_position_and_day_pnl(build_pipeline, tmp_path):
     # cut the session while a position is open, as a crash would
     open_entry = full_trades[len(full_trades) // 2]
     cut = int(np.searchsorted(ticks["ts_event"], open_entry["entry_ts_ns"], side="right")) + 5
-    first = build_pipeline([ticks[:cut]], *wide, journal=journal)
+    live = "feed.scripted.live=true"  # the second run goes on in time: the journal's account
+    first = build_pipeline([ticks[:cut]], *wide, live, journal=journal)
     run(first)
-    assert first.ledger.open, "the first run must end with an open position"
+    assert first.session.positions.open_positions(), "the first run must end with a position"
     realized = first.risk.state.realized
-    second = build_pipeline([ticks[cut:]], *wide, journal=journal)
+    second = build_pipeline([ticks[cut:]], *wide, live, journal=journal)
     asyncio.run(_start_and_check(second, realized))
     trades = journal_rows(journal, "SELECT entry_ts_ns, exit_ts_ns, net_pnl FROM trades")
     assert open_entry in trades
@@ -241,11 +242,12 @@ def test_entries_still_pending_when_the_session_ends_are_cancelled(build_pipelin
     journal = tmp_path / "j.db"
     pipeline = build_pipeline([ticks], "risk.max_position=50", journal=journal)
     run(pipeline)
-    assert not pipeline.ledger.pending  # open positions may stay; unfilled entries may not
+    assert not pipeline.session.orders.working_entries()  # positions may stay; entries may not
     assert all(b["state"] == "open" for b in pipeline.broker.working_brackets())
-    statuses = {r["status"] for r in journal_rows(journal, "SELECT status FROM orders")}
+    entries = "SELECT status, bracket_id FROM orders WHERE role = 'entry'"
+    statuses = {r["status"] for r in journal_rows(journal, entries)}
     assert "cancelled" in statuses
-    cancelled = journal_rows(journal, "SELECT bracket_id FROM orders WHERE status = 'cancelled'")
+    cancelled = journal_rows(journal, entries + " AND status = 'cancelled'")
     fills = journal_rows(journal, "SELECT bracket_id FROM fills")
     assert not {c["bracket_id"] for c in cancelled} & {f["bracket_id"] for f in fills}
 
@@ -254,11 +256,13 @@ def test_a_symbol_switch_keeps_the_open_positions_tick_value(build_pipeline, tmp
     ticks = session_ticks(n=20_000, seed=6)
     journal = tmp_path / "j.db"
     wide = ("router.approve_all.target_ticks=60", "router.approve_all.stop_ticks=60")
-    pipeline = build_pipeline([ticks[:10_000]], *wide, "symbol=MES", journal=journal)
+    live = "feed.scripted.live=true"  # the second run goes on in time: the journal's account
+    pipeline = build_pipeline([ticks[:10_000]], *wide, "symbol=MES", live, journal=journal)
     run(pipeline)
-    assert pipeline.ledger.open, "a position must be open at the switch"
-    opened_before = next(iter(pipeline.ledger.open.values())).bracket_id
-    second = build_pipeline([ticks[10_000:]], *wide, "symbol=MES", journal=journal)
+    positions = pipeline.session.positions.open_positions()
+    assert positions, "a position must be open at the switch"
+    opened_before = positions[0].lots[0].bracket_id
+    second = build_pipeline([ticks[10_000:]], *wide, "symbol=MES", live, journal=journal)
     second.switch_symbol("ES")
     run(second)
     rows = journal_rows(journal, "SELECT bracket_id, symbol, tick_value FROM trades")

@@ -7,9 +7,8 @@ import asyncio
 import pytest
 from tradebot_plugins.routers.regime_router import ALL_PATTERNS
 
-from tradebot_core import hookimpl
+from tradebot_core import Pipeline, hookimpl
 from tradebot_core.config import ConfigError, load_config
-from tradebot_core.pipeline import Pipeline
 from tradebot_core.plugins import PluginManager, component_plugin
 
 

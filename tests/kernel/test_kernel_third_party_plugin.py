@@ -14,8 +14,8 @@ import textwrap
 import pytest
 from kernel.scripted import KernelTestPlugin, ScriptedFeed, et, make_ticks
 
+from tradebot_core import Pipeline
 from tradebot_core.config import load_config
-from tradebot_core.pipeline import Pipeline
 from tradebot_core.plugins import PluginManager
 
 DETECTOR = '''

@@ -6,8 +6,8 @@ import sqlite3
 
 from notifiers.discord_server import FakeDiscord
 
+from tradebot_core import Pipeline
 from tradebot_core.config import load_config
-from tradebot_core.pipeline import Pipeline
 from tradebot_core.plugins import PluginManager
 
 

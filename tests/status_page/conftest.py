@@ -12,8 +12,8 @@ import tradebot_plugins.services.status_page as status_page_plugin
 from kernel.scripted import kernel_manager
 from status_page.queued import QueuedFeed, QueuedPlugin, status_config
 
+from tradebot_core import Pipeline
 from tradebot_core.config import load_config
-from tradebot_core.pipeline import Pipeline
 
 
 @dataclass

@@ -74,20 +74,23 @@ async def test_positions_carry_decimal_prices(live):
     p = live.pipeline
     for minute in range(30):  # until a position is open at the end of a minute
         await feed(minutes(minute, 1), p)
-        if p.ledger.open:
+        if p.session.positions.open_positions():
             break
-    assert p.ledger.open, "no position opened in 30 minutes of the scripted walk"
+    (position,) = p.session.positions.open_positions()
     _, positions = await get(live.url + "/api/positions")
-    (position,) = p.ledger.open.values()
     (shown,) = positions
-    spec = position.instrument
-    assert shown["bracket_id"] == position.bracket_id
+    (lot,) = position.lots
+    spec = lot.instrument
+    stop, target = (p.session.orders.orders[f"{lot.bracket_id}-{r}"] for r in ("stop", "target"))
+    assert shown["bracket_id"] == lot.bracket_id
     assert shown["direction"] == position.direction.value
-    assert Decimal(shown["entry_price"]) == spec.to_decimal(position.entry_price)
-    assert Decimal(shown["stop_price"]) == spec.to_decimal(position.stop_price)
-    assert Decimal(shown["target_price"]) == spec.to_decimal(position.target_price)
+    assert Decimal(shown["entry_price"]) == spec.to_decimal(lot.entry_price)
+    assert Decimal(shown["stop_price"]) == spec.to_decimal(stop.price)
+    assert Decimal(shown["target_price"]) == spec.to_decimal(target.price)
+    tick = spec.tick_fixed * position.direction.sign
+    assert stop.price == lot.entry_price - 8 * tick  # the bracket's distances, from the fill
     _, status = await get(live.url + "/api/session/status")
-    assert status["position"] == position.direction.sign * position.quantity
+    assert status["position"] == position.quantity
 
 
 async def test_statistics_match_the_closed_trades(live):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+from tradebot_core import Pipeline
 from tradebot_core.config import load_config
-from tradebot_core.pipeline import Pipeline
 from tradebot_core.plugins import PluginManager
 
 FLAGS = [

@@ -86,10 +86,10 @@ async def test_stop_flattens_and_ends_the_run(live):
     p = live.pipeline
     for minute in range(30):
         await feed(minutes(minute, 1), p)
-        if p.ledger.open:
+        if p.session.positions.open_positions():
             break
-    assert p.ledger.open
-    (position,) = p.ledger.open.values()
+    (position,) = p.session.positions.open_positions()
+    (lot,) = position.lots
     closed = []
     p.bus.subscribe(lambda e: closed.append(e.payload), [EventKind.TRADE_CLOSED])
     status, body = await post(live.url + "/api/session/stop", AUTH)
@@ -98,8 +98,8 @@ async def test_stop_flattens_and_ends_the_run(live):
     await QueuedFeed.queue.put(TickBatch("ES", minutes(31, 1)))
     summary = await asyncio.wait_for(live.run, 5)
     assert summary.exit == "stopped"
-    assert not p.ledger.open
-    assert [t.bracket_id for t in closed] == [position.bracket_id]
+    assert not p.session.positions.open_positions()
+    assert [t.bracket_id for t in closed] == [lot.bracket_id]
     assert closed[0].exit_reason not in ("stop", "target")
 
 

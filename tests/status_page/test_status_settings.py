@@ -8,8 +8,8 @@ from kernel.scripted import kernel_manager
 from status_page.queued import status_config
 from tradebot_plugins.services.status_page import StatusPage, StatusPageSettings
 
+from tradebot_core import Pipeline
 from tradebot_core.config import ConfigError, load_config
-from tradebot_core.pipeline import Pipeline
 
 
 def build(tmp_path, services: str) -> Pipeline:

@@ -1,0 +1,1 @@
+"""Orders, net positions, the state store and reconciliation: what a venue reports into."""

@@ -1,0 +1,1 @@
+"""Running a config: the runner (start, stop, exit codes) and the clock."""
