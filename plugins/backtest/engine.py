@@ -18,10 +18,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from tradebot_core import __version__
+from tradebot_core import InstrumentRegistry, LoadedConfig, __version__
 from tradebot_core.account import Account
-from tradebot_core.config import LoadedConfig
-from tradebot_core.instruments import InstrumentRegistry
 
 from .jobs import DayJob, run_day
 

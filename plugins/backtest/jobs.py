@@ -16,11 +16,8 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from tradebot_core import Event, EventKind, LoadedConfig, Pipeline, PluginManager
 from tradebot_core.components import day_settings
-from tradebot_core.config import LoadedConfig
-from tradebot_core.pipeline import Pipeline
-from tradebot_core.plugins import PluginManager
-from tradebot_core.types import Event, EventKind
 
 
 @dataclass(frozen=True)

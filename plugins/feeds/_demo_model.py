@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tradebot_core.types import TICK_DTYPE
+from tradebot_core import TICK_DTYPE
 
 from ._demo_episodes import EXTRA_PER_KIND, Episode, Flow, place_episodes
 

@@ -32,12 +32,18 @@ from typing import Any
 import numpy as np
 from pydantic import Field, SecretStr, model_validator
 
-from tradebot_core import hookimpl
+from tradebot_core import (
+    FeedStatus,
+    FeedStatusKind,
+    PluginContext,
+    PluginSettings,
+    TickBatch,
+    hookimpl,
+    redact,
+    register_secret,
+    root_symbol,
+)
 from tradebot_core.calendar import session_bounds, trading_days
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.instruments import root_symbol
-from tradebot_core.secrets import redact, register_secret
-from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch
 
 from .cme_contracts import front_month
 from .dbn_ticks import records_to_ticks

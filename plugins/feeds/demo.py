@@ -25,10 +25,15 @@ from zoneinfo import ZoneInfo
 import numpy as np
 from pydantic import Field, model_validator
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.instruments import Instrument
-from tradebot_core.types import FeedStatus, FeedStatusKind, TickBatch
+from tradebot_core import (
+    FeedStatus,
+    FeedStatusKind,
+    Instrument,
+    PluginContext,
+    PluginSettings,
+    TickBatch,
+    hookimpl,
+)
 
 from ._demo_model import PHASES, DemoSession, simulate
 

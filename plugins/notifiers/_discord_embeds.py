@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tradebot_core.types import Event, EventKind
+from tradebot_core import Event, EventKind
 
 TITLE_MAX = 256
 DESCRIPTION_MAX = 4096

@@ -18,9 +18,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from tradebot_core import hookimpl
-from tradebot_core.components import PluginContext, PluginSettings
-from tradebot_core.types import Event, EventKind
+from tradebot_core import Event, EventKind, PluginContext, PluginSettings, hookimpl
 
 EVENTS_LOGGER = "tradebot.events"
 
