@@ -92,12 +92,14 @@ def _load(config: str, overrides: tuple[str, ...]) -> tuple[LoadedConfig, Plugin
     return loaded, PluginManager()
 
 
-def build_pipeline(config: str, overrides: tuple[str, ...], journal: str | None = None) -> Pipeline:
+def build_pipeline(
+    config: str, overrides: tuple[str, ...], journal: str | None = None, resume: bool = False
+) -> Pipeline:
     loaded, manager = _load(config, overrides)
     for failure in manager.failures:
         log.warning("plugin %r failed to load: %s", failure.plugin, failure.reason)
     try:
-        return Pipeline(loaded, manager, journal_path=journal)
+        return Pipeline(loaded, manager, journal_path=journal, resume=resume)
     except ConfigError as exc:
         _fail(exc.problems)
     raise AssertionError("unreachable")
@@ -112,6 +114,12 @@ def build_pipeline(config: str, overrides: tuple[str, ...], journal: str | None 
     help="Write {bars, signals, orders, trades, net_pnl, ticks, wall_seconds} here at the end.",
 )
 @click.option("--journal", help="SQLite journal path (default: journal.path of the config).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="A replayed feed (demo, file) goes on from where the journal's last run stopped: the "
+    "ticks before rebuild bars and indicators without trading. Live feeds always resume.",
+)
 @click.option("-v", "--verbose", count=True, help="More logging.")
 @click.option("-q", "--quiet", is_flag=True, help="Warnings and the final summary only.")
 def run(
@@ -119,23 +127,28 @@ def run(
     overrides: tuple[str, ...],
     summary_json: str | None,
     journal: str | None,
+    resume: bool,
     verbose: int,
     quiet: bool,
 ) -> None:
     """Run the pipeline CONFIG describes until its feed ends (or Ctrl-C).
 
-    The demo feed with feed.speed=max ends after its sessions; a live feed runs until stopped.
-    Ctrl-C (or SIGTERM) stops cleanly: the journal keeps positions, orders and P&L for the next
-    start.
+    \b
+    A replayed feed (demo, file) trades a fresh simulated account each run, so the same
+    command gives the same result; --resume continues the journal's instead. A live feed
+    resumes the journal's account, positions, orders and day P&L, and checks them against the
+    broker. Ctrl-C or SIGTERM stops within a second. Exit status: 0 when the run completed or
+    was stopped, 1 when it failed (the summary says why), 2 for a bad config.
     """
     _setup_logging(verbose, quiet)
-    pipeline = build_pipeline(config, overrides, journal)
+    pipeline = build_pipeline(config, overrides, journal, resume=resume)
     summary = asyncio.run(_run(pipeline))
     _print_summary(summary, pipeline)
     if summary_json:
         data = {k: v for k, v in summary.as_dict().items()}
         Path(summary_json).write_text(json.dumps(data, indent=2) + "\n")
     if summary.exit.startswith("failed"):
+        stderr.print(f"[red]run {summary.exit}[/]")
         raise SystemExit(1)
 
 
@@ -146,8 +159,9 @@ async def _run(pipeline: Pipeline) -> RunSummary:
             loop.add_signal_handler(sig, pipeline.request_stop)
     try:
         return await pipeline.run()
-    except Exception as exc:
-        log.error("run failed: %s", exc)
+    except Exception as exc:  # run() reports its own failures; this is a bug's last stand
+        log.exception("run failed: %s", exc)
+        pipeline.summary.exit = f"failed: {exc}"
         return pipeline.summary
 
 
@@ -216,7 +230,7 @@ def replay(
         extra.append(replay_override(config, extra, day.date()))
     except (ConfigError, ValueError) as exc:
         _fail(getattr(exc, "problems", [str(exc)]))
-    run.callback(config, tuple(extra), summary_json, journal, 0, quiet)
+    run.callback(config, tuple(extra), summary_json, journal, False, 0, quiet)
 
 
 def replay_override(config: str, overrides: list[str], day: Any) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from itertools import pairwise
 
@@ -22,20 +22,28 @@ Item = TickBatch | FeedStatus
 
 
 async def paced(
-    stream: AsyncIterator[Item], speed: float | str, slice_wall_s: float = 0.1
+    stream: AsyncIterator[Item],
+    speed: float | str,
+    slice_wall_s: float = 0.1,
+    unpaced: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[Item]:
+    """``stream`` at ``speed``; while ``unpaced()`` is true (a resumed run rebuilding what it
+    had already played) items pass at once and the clock starts again after them."""
     if speed == "max":
         async with aclosing(stream):
             async for item in stream:
                 yield item
         return
     async with aclosing(stream):
-        async for item in _paced(stream, float(speed), slice_wall_s):
+        async for item in _paced(stream, float(speed), slice_wall_s, unpaced):
             yield item
 
 
 async def _paced(
-    stream: AsyncIterator[Item], speed: float, slice_wall_s: float
+    stream: AsyncIterator[Item],
+    speed: float,
+    slice_wall_s: float,
+    unpaced: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[Item]:
     step_ns = max(1, int(slice_wall_s * speed * 1e9))
     anchor_ts: int | None = None
@@ -44,6 +52,10 @@ async def _paced(
         if isinstance(item, FeedStatus):
             if item.kind is FeedStatusKind.SESSION_START:
                 anchor_ts = None
+            yield item
+            continue
+        if unpaced():
+            anchor_ts = None
             yield item
             continue
         ts = item.ticks["ts_event"]

@@ -140,6 +140,7 @@ class Session:
         self.last_price = 0
         self.ticks_done = 0  # sanitized ticks processed (warm-up included): the resume point
         self.warmup_ticks = 0
+        self._saved_resume: dict[str, int] = {"ticks": 0, "last_ts_ns": 0, "last_price": 0}
         self.exec_ids: set[str] = set()
         self.digest_sent: set[date] = set()
         self._seq = 0
@@ -831,11 +832,16 @@ class Session:
             "trading_symbol": self.account.default_symbol,
             "seq": self._seq,
             "digest_sent": sorted(d.isoformat() for d in self.digest_sent),
-            "resume": {
-                "ticks": self.ticks_done,
-                "last_ts_ns": self.last_ts_ns,
-                "last_price": self.last_price,
-            },
+            "resume": self._resume_point(),
+        }
+
+    def _resume_point(self) -> dict[str, int]:
+        if not self.trading:  # still rebuilding: the point is where the journal left it
+            return dict(self._saved_resume)
+        return {
+            "ticks": self.ticks_done,
+            "last_ts_ns": self.last_ts_ns,
+            "last_price": self.last_price,
         }
 
     def restore(self, saved: dict[str, Any], warm_up: bool) -> None:
@@ -854,7 +860,11 @@ class Session:
         if warm_up:
             resume = saved.get("resume", {})
             self.warmup_ticks = int(resume.get("ticks", 0))
-            self._resume_ts = int(resume.get("last_ts_ns", 0))
+            self._saved_resume = {
+                "ticks": self.warmup_ticks,
+                "last_ts_ns": int(resume.get("last_ts_ns", 0)),
+                "last_price": int(resume.get("last_price", 0)),
+            }
         if self.risk.state.day is not None:
             self._planned_day = self.risk.state.day
             after = int(saved.get("resume", {}).get("last_ts_ns", 0))

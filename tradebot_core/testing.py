@@ -205,6 +205,7 @@ def run_pipeline(
     config: dict[str, Any] | None = None,
     builtins: bool = True,
     batches: int = 1,
+    broker: str = "paper",
 ) -> RunResult:
     """Run the whole pipeline on ``ticks`` (one array per session) with the paper broker.
 
@@ -224,7 +225,7 @@ def run_pipeline(
         "detectors": detectors or {},
         "regime": {"plugin": regime},
         "router": {"plugin": router},
-        "broker": {"plugin": "paper"},
+        "broker": {"plugin": broker},
         "risk": {"daily_profit_target": 1_000_000, "daily_loss_limit": -1_000_000},
         "account": {"tiers": []},
     }

@@ -263,12 +263,12 @@ class PaperBroker(Broker):
             bracket.active_from = 0
 
     def on_time(self, now_ns: int) -> None:
-        """The wall clock (live runs): a market order that has waited a second with no trade
-        (the feed is down) fills at the last trade's price, worsened by the slippage."""
-        if not self.last_price:
-            return
+        """The wall clock (live runs): with no trade for a second (the feed is down), a waiting
+        market order fills at the last trade's price, worsened by the slippage."""
+        if not self.last_price or now_ns - self.last_ts_ns < 1_000_000_000:
+            return  # trades are coming: they fill the orders
         for bracket in list(self._working):
-            if bracket.state in ("pending", "exit") and now_ns - bracket.since_ns >= 1_000_000_000:
+            if bracket.state in ("pending", "exit"):
                 what = "entry" if bracket.state == "pending" else "flatten"
                 self._execute(bracket, what, self.last_price, now_ns)
         self._working = [b for b in self._working if b.state != "closed"]

@@ -140,10 +140,19 @@ class FileFeed:
 
     async def stream(self) -> AsyncIterator[TickBatch | FeedStatus]:
         wanted = self.settings.date
+        reported = 0
         for path in self.paths:
             open_day: date | None = None
             last_ts = 0
             for ticks in self._chunks(path):
+                if self.dropped > reported:  # the run counts what the feed dropped too
+                    yield FeedStatus(
+                        kind=FeedStatusKind.DROPPED,
+                        ts_ns=last_ts or int(ticks["ts_event"][0]),
+                        detail=f"malformed rows in {path.name}",
+                        count=self.dropped - reported,
+                    )
+                    reported = self.dropped
                 for day, part in split_by_day(ticks):
                     if wanted is not None and day != wanted:
                         continue
@@ -157,6 +166,14 @@ class FileFeed:
                     await asyncio.sleep(0)
                 if wanted is not None and trading_date_of(int(ticks["ts_event"][-1])) > wanted:
                     break  # files are in time order: the day is over
+            if self.dropped > reported:
+                yield FeedStatus(
+                    kind=FeedStatusKind.DROPPED,
+                    ts_ns=last_ts,
+                    detail=f"malformed rows in {path.name}",
+                    count=self.dropped - reported,
+                )
+                reported = self.dropped
             if open_day is not None:
                 yield _status(FeedStatusKind.SESSION_END, last_ts, open_day)
 

@@ -84,12 +84,13 @@ class Position:
 
     @property
     def average_price(self) -> Decimal | None:
-        """The average entry price in dollars, exact (it may fall between two ticks)."""
+        """The average entry price in dollars, to 1e-9 (it may fall between two ticks; P&L never
+        uses it: each lot keeps its own price)."""
         size = self.size
         if not size:
             return None
         cost = sum(lot.entry_price * lot.quantity for lot in self.lots)
-        return Decimal(cost) / Decimal(size) / PRICE_SCALE
+        return (Decimal(cost) / Decimal(size) / PRICE_SCALE).quantize(Decimal("1e-9"))
 
     def unrealized(self, price: int) -> Decimal:
         """What closing everything at ``price`` (fixed-point) would make, before commissions."""

@@ -331,7 +331,8 @@ class Pipeline:
         speed = "max" if self.live else self.config.feed.speed
         session = self.session
         # aclosing: a stop (or an error) closes the feed's stream, and with it its connection
-        async with aclosing(paced(self.feed.stream(), speed)) as stream:
+        warming = lambda: not session.trading  # noqa: E731
+        async with aclosing(paced(self.feed.stream(), speed, unpaced=warming)) as stream:
             async for item in stream:
                 if isinstance(item, FeedStatus):
                     self._on_feed_status(item)
