@@ -72,11 +72,14 @@ if TYPE_CHECKING:
     from . import calendar, indicators
     from .config import LoadedConfig, load_config
     from .plugins import PluginManager
-    from .run.runner import Pipeline, RunSummary
+    from .run.runner import Pipeline
+    from .run.view import RunView
+    from .session import RunSummary
 
 _LAZY = {
     "Pipeline": ("run.runner", "Pipeline"),
     "RunSummary": ("session", "RunSummary"),
+    "RunView": ("run.view", "RunView"),
     "PluginManager": ("plugins", "PluginManager"),
     "LoadedConfig": ("config", "LoadedConfig"),
     "load_config": ("config", "load_config"),
@@ -140,6 +143,7 @@ __all__ = [
     "RouteDecision",
     "Router",
     "RunSummary",
+    "RunView",
     "Service",
     "Signal",
     "TickBatch",

@@ -43,6 +43,7 @@ from ..plugins import PluginManager
 from ..session import RunSummary, Session, bar_payload
 from ..types import EventKind, FeedStatus
 from .clock import WallClock
+from .view import RunView
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,8 @@ class Pipeline:
         self._clock_task: asyncio.Task[None] | None = None
         self._started_services: list[Any] = []
         self._switched_to: str | None = None
+        self.view = RunView(self)
+        """What services get: read the run, ask it to change (:mod:`tradebot_core.run.view`)."""
         self._started_notifiers: list[Any] = []
 
     # -- what services and tests read -----------------------------------------------------------
@@ -407,6 +410,7 @@ class Pipeline:
             self.manager.hook.tradebot_shutdown(pipeline=self, summary=self.summary.as_dict())
         except Exception:
             log.exception("a tradebot_shutdown hook failed")
+        self.view.close()
         if self.store is not None:
             try:
                 self.store.journal.end_run(self.summary.as_dict())

@@ -1,0 +1,192 @@
+"""What services see of a run: a small read-and-control view, not the run itself.
+
+The status page, the watchdog and the heartbeat read the run's state and ask for the few
+things an operator may ask (halt, resume, flatten, stop, new limits, another symbol) through
+:class:`RunView`; they never reach into the session or run SQL on the journal's tables. Reads
+that need the journal (recent trades, signals, decisions) go through a separate read-only
+connection, so a slow query never holds the trading loop's transaction.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..events import EventBus
+from ..types import Event, EventKind
+
+if TYPE_CHECKING:
+    from .runner import Pipeline
+
+
+class RunView:
+    """Read the run's state; ask it to change."""
+
+    def __init__(self, run: Pipeline) -> None:
+        self._run = run
+        self._reader: sqlite3.Connection | None = None
+
+    # -- identity and settings -------------------------------------------------------------
+
+    @property
+    def config(self) -> Any:
+        return self._run.config
+
+    @property
+    def symbol(self) -> str:
+        return self._run.config.symbol
+
+    @property
+    def trading_symbol(self) -> str:
+        return self._run.account.symbol
+
+    @property
+    def instrument(self) -> Any:
+        return self._run.instrument
+
+    @property
+    def run_id(self) -> int | None:
+        journal = self._run.journal
+        return journal.run_id if journal is not None else None
+
+    @property
+    def account_id(self) -> int | None:
+        return self._run.account_id
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def history(self) -> Any:
+        return self._run.session.history
+
+    @property
+    def regime(self) -> Any:
+        return self._run.session.regime_state
+
+    @property
+    def risk_state(self) -> Any:
+        return self._run.session.risk.state
+
+    @property
+    def limits(self) -> Any:
+        return self._run.session.risk.settings
+
+    @property
+    def tier(self) -> Any:
+        return self._run.account.tier
+
+    @property
+    def tiers_choose_symbol(self) -> bool:
+        return bool(self._run.account.tiers)
+
+    @property
+    def balance(self) -> Decimal:
+        return self._run.account.balance
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self._run.summary.as_dict()
+
+    @property
+    def last_price(self) -> int:
+        return self._run.session.last_price
+
+    @property
+    def last_ts_ns(self) -> int:
+        return self._run.session.last_ts_ns
+
+    @property
+    def last_batch_age_s(self) -> float | None:
+        last = self._run.last_batch_monotonic
+        return None if not last else time.monotonic() - last
+
+    @property
+    def started_monotonic(self) -> float:
+        return self._run.started_monotonic
+
+    @property
+    def feed_connected(self) -> bool:
+        return self._run.feed_connected
+
+    @property
+    def feed_live(self) -> bool:
+        return self._run.live
+
+    @property
+    def stopping(self) -> bool:
+        return self._run.stop_requested
+
+    def positions(self) -> list[dict[str, Any]]:
+        return self._run.session.positions_payload()
+
+    def net_position(self) -> int:
+        return sum(p["net"] for p in self.positions())
+
+    def working_orders(self) -> list[dict[str, Any]]:
+        return [o.to_dict() for o in self._run.session.orders.working()]
+
+    def unrealized(self) -> Decimal:
+        return self._run.session.unrealized()
+
+    def reconciliation(self) -> list[str]:
+        return list(self._run.reconciliation)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Event], None], kinds: Any = None) -> None:
+        self._bus.subscribe(callback, kinds)
+
+    def unsubscribe(self, callback: Callable[[Event], None]) -> None:
+        self._bus.unsubscribe(callback)
+
+    def publish(self, kind: EventKind, payload: dict[str, Any], message: str = "") -> None:
+        """Tell the run's observers something (a service's alert)."""
+        self._bus.publish(kind, self.last_ts_ns, payload, message)
+
+    @property
+    def _bus(self) -> EventBus:
+        return self._run.bus
+
+    # -- the journal, read-only ---------------------------------------------------------------
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows from the journal through a read-only connection (its own snapshot: it never
+        waits for, nor holds up, the trading loop's writes)."""
+        if self._reader is None:
+            path = Path(self._run.journal_path)
+            self._reader = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, check_same_thread=False
+            )
+        cursor = self._reader.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    # -- control -------------------------------------------------------------------------------
+
+    def halt(self, reason: str) -> None:
+        self._run.halt(reason)
+
+    def resume(self) -> None:
+        self._run.resume()
+
+    def flatten(self, reason: str) -> list[str]:
+        return self._run.flatten(reason)
+
+    def stop(self) -> None:
+        self._run.request_stop()
+
+    def update_limits(self, **changes: Any) -> None:
+        self._run.session.risk.update_settings(**changes)
+        self._run.session.commit()
+
+    def switch_symbol(self, symbol: str) -> None:
+        self._run.switch_symbol(symbol)
