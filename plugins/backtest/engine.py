@@ -141,7 +141,7 @@ class _Reuse:
         cfg = loaded.config
         self.account = Account(cfg.account, cfg.symbol)
         instruments = InstrumentRegistry(cfg.extra_instruments())
-        symbols = {cfg.symbol, *(tier.symbol for tier in cfg.account.tiers)}
+        symbols = {cfg.symbol, *(tier.symbol for tier in self.account.tiers)}
         self.margin_floor = max(instruments[s].margin for s in symbols) * cfg.risk.max_position
 
     def reusable(self, day_result: dict[str, Any], actual: Decimal) -> bool:
@@ -150,13 +150,11 @@ class _Reuse:
             return True
         if any("margin" in reason for reason in day_result["rejections"]):
             return False
+        steps = [Decimal(trade["net_pnl"]) for trade in day_result["trades"]]
+        # tiers follow the balance's path (hysteresis): compare the paths, not the endpoints
+        if self.account.tiers_along(assumed, steps) != self.account.tiers_along(actual, steps):
+            return False
         path = [Decimal("0")]
-        for trade in day_result["trades"]:
-            path.append(path[-1] + Decimal(trade["net_pnl"]))
-        tier = self.account.tier_for
-        for step in path:
-            if tier(assumed + step) != tier(actual + step):
-                return False
-            if min(assumed + step, actual + step) < self.margin_floor:
-                return False
-        return True
+        for step in steps:
+            path.append(path[-1] + step)
+        return all(min(assumed + p, actual + p) >= self.margin_floor for p in path)
