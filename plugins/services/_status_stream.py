@@ -10,6 +10,11 @@ latest bars); if even that is not enough, older messages go too and the client i
 ``resync`` message so the page reloads its tables from the REST API. Bars and other messages sit
 in two queues, so every drop is a ``popleft`` (O(1)); :meth:`ClientQueue.take` merges them back
 into publish order by sequence number.
+
+Between bar closes the page samples the run every :data:`LIVE_INTERVAL_S` and sends a ``live``
+message (last price, position, P&L, the forming bar) when something changed. A client holds at
+most one of them: a newer one replaces the one not yet sent, so a slow client gets the latest
+state, never a backlog, and live messages never push out events.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ STREAMED: dict[EventKind, str] = {
     EventKind.FEED_STATUS: "feed",
     EventKind.DAILY_DIGEST: "digest",
 }
+
+LIVE_INTERVAL_S = 0.25
+"""How often the status page samples the run for its ``live`` message: 4 a second at most."""
 
 RESYNC = '{"type": "resync", "data": {"reason": "this client fell behind: reload the state"}}'
 
@@ -81,11 +89,11 @@ class Message:
 
     __slots__ = ("_text", "event", "is_bar", "seq")
 
-    def __init__(self, event: Event, seq: int) -> None:
+    def __init__(self, event: Event | None, seq: int, text: str | None = None) -> None:
         self.event: Event | None = event
-        self.seq = seq  # publish order, to merge a client's two queues back
-        self.is_bar = event.kind is EventKind.BAR_CLOSED
-        self._text: str | None = None
+        self.seq = seq  # publish order, to merge a client's queues back
+        self.is_bar = event is not None and event.kind is EventKind.BAR_CLOSED
+        self._text: str | None = text
 
     @property
     def text(self) -> str:
@@ -111,6 +119,7 @@ class ClientQueue:
     def __init__(self, limit: int, max_bars: int) -> None:
         self.bar_items: deque[Message] = deque()  # bars, oldest first
         self.other_items: deque[Message] = deque()  # everything else, oldest first
+        self.live_item: Message | None = None  # the newest live state not yet sent
         self.limit = limit
         self.max_bars = max_bars
         self.dropped = 0
@@ -137,17 +146,25 @@ class ClientQueue:
         (bars if message.is_bar else self.other_items).append(message)
         self.wake.set()
 
+    def put_live(self, message: Message) -> None:
+        """The newest live state: it replaces one not yet sent (no backlog, nothing dropped)."""
+        self.live_item = message
+        self.wake.set()
+
     def take(self) -> list[str]:
         """Everything queued, encoded, oldest first (a ``resync`` first if messages were lost)."""
         out = [RESYNC] if self.behind else []
         self.behind = False
-        if self.bar_items and self.other_items:
-            queued = heapq.merge(self.bar_items, self.other_items, key=attrgetter("seq"))
+        live = [self.live_item] if self.live_item is not None else []
+        queues = [q for q in (self.bar_items, self.other_items, live) if q]
+        if len(queues) > 1:
+            queued: Any = heapq.merge(*queues, key=attrgetter("seq"))
         else:
-            queued = self.bar_items or self.other_items
+            queued = queues[0] if queues else ()
         out.extend(text for message in queued if (text := message.text))
         self.bar_items.clear()
         self.other_items.clear()
+        self.live_item = None
         return out
 
 
@@ -166,3 +183,16 @@ class Fanout:
         message = Message(event, self.seq)
         for client in self.clients:
             client.put(message)
+
+    def live(self, text: str) -> Message:
+        """A ``live`` message (already encoded), in publish order with the events."""
+        self.seq += 1
+        return Message(None, self.seq, text)
+
+    def publish_live(self, text: str) -> None:
+        """The status page's live sample (not the hot path): the newest one per client."""
+        if not self.clients:
+            return
+        message = self.live(text)
+        for client in self.clients:
+            client.put_live(message)

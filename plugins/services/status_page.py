@@ -40,6 +40,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,13 +48,21 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from tradebot_plugins.services._status_stats import trade_statistics
-from tradebot_plugins.services._status_stream import STREAMED, ClientQueue, Fanout, dumps
+from tradebot_plugins.services._status_stream import (
+    LIVE_INTERVAL_S,
+    STREAMED,
+    ClientQueue,
+    Fanout,
+    dumps,
+)
 
 from tradebot_core import Event, EventKind, PluginContext, PluginSettings, __version__, hookimpl
 from tradebot_core.config import format_validation_error
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+    from tradebot_core import RunView
 else:
 
     class _LazyWeb:
@@ -236,7 +245,7 @@ class StatusPage:
 
     def __init__(self, settings: StatusPageSettings, context: PluginContext | None) -> None:
         self.settings = settings
-        self.pipeline: Any = None
+        self.view: RunView | None = None
         self.port = settings.port  # the bound port once started (port 0: a free one)
         self.started = time.monotonic()
         self.bars: deque[dict[str, Any]] = deque(maxlen=settings.recent_bars)
@@ -245,14 +254,21 @@ class StatusPage:
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._closing = False
+        self._reader: ThreadPoolExecutor | None = None
+        self._live_task: asyncio.Task[None] | None = None
+        self._live_last: dict[str, Any] | None = None
+        self.live_message: str | None = None  # the newest live message (new clients get it)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, pipeline: Any) -> None:
-        """Subscribe to the bus and listen on host:port in the running loop."""
-        self.pipeline = pipeline
+        """Subscribe to the run's events and listen on host:port in the running loop. Of the
+        run, only its view (:class:`tradebot_core.RunView`) is used."""
+        self.view = view = pipeline.view
         self.started = time.monotonic()
-        pipeline.bus.subscribe(self._on_event, list(STREAMED))
+        # one thread for journal reads: SQL never runs on the trading loop, one query at a time
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="status-page-journal")
+        view.subscribe(self._on_event, list(STREAMED))
         self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -260,6 +276,9 @@ class StatusPage:
             await site.start()
         except OSError as exc:
             await self._runner.cleanup()
+            self._runner = None
+            view.unsubscribe(self._on_event)
+            self._reader.shutdown(wait=False)
             raise RuntimeError(
                 f"status page: cannot listen on {self.settings.host}:{self.settings.port} "
                 f"({exc.strerror or exc}): choose another services.status_page.port (0: any)"
@@ -268,12 +287,18 @@ class StatusPage:
         log.info("status page on http://%s:%s/dashboard", self.settings.host, self.port)
         if self.settings.token is None:
             log.info("status page: control endpoints disabled (no token configured)")
+        self._live_task = asyncio.create_task(self._live_loop())
 
     async def stop(self) -> None:
         """Close every WebSocket (going away), then the listening sockets."""
         self._closing = True
-        if self.pipeline is not None:
-            self.pipeline.bus.unsubscribe(self._on_event)
+        if self._live_task is not None:
+            self._live_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._live_task
+            self._live_task = None
+        if self.view is not None:
+            self.view.unsubscribe(self._on_event)
         from aiohttp import WSCloseCode
 
         closing = [
@@ -286,6 +311,9 @@ class StatusPage:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=True, cancel_futures=True)
+            self._reader = None
 
     def app(self) -> web.Application:
         """The aiohttp application (tests may serve it on their own)."""
@@ -318,6 +346,56 @@ class StatusPage:
         if event.kind is EventKind.BAR_CLOSED:
             self.bars.append(event.payload)  # bar_payload's dict, built for us
         self.fanout.publish(event)
+
+    # -- the live message: sampled from the view, never from the hot path ----------------------
+
+    @property
+    def _view(self) -> RunView:
+        if self.view is None:
+            raise RuntimeError("the status page is not started")
+        return self.view
+
+    def _price(self, price_fixed: int) -> str | None:
+        return str(self._view.instrument.to_decimal(price_fixed)) if price_fixed else None
+
+    def live_state(self) -> dict[str, Any]:
+        """What moves between bar closes: last price and time, net position, unrealized and day
+        realized P&L, the open positions, and the bar still forming."""
+        v = self._view
+        positions = v.positions()
+        return {
+            "last_price": self._price(v.last_price),
+            "last_ts_ns": v.last_ts_ns or None,
+            "position": sum(p["net"] for p in positions),
+            "positions": positions,
+            "unrealized_pnl": str(v.unrealized()),
+            "realized_pnl": str(v.risk_state.realized),
+            "forming_bar": v.forming_bar(),
+        }
+
+    def sample_live(self) -> bool:
+        """One look at the view: queue a ``live`` message for every client if anything changed
+        since the last one (True if one was queued)."""
+        if not self.clients:  # nobody watches: nothing to build; the next client starts fresh
+            self._live_last = self.live_message = None
+            return False
+        data = self.live_state()
+        if data == self._live_last:
+            return False
+        self._live_last = data
+        self.live_message = dumps({"type": "live", "ts_ns": data["last_ts_ns"], "data": data})
+        self.fanout.publish_live(self.live_message)
+        return True
+
+    async def _live_loop(self) -> None:
+        """Every ``LIVE_INTERVAL_S`` (250 ms: 4 messages a second at most), between bar closes
+        too. A failure is logged and the loop goes on: the page must not die of one sample."""
+        while True:
+            await asyncio.sleep(LIVE_INTERVAL_S)
+            try:
+                self.sample_live()
+            except Exception:
+                log.exception("status page: the live sample failed")
 
     # -- middlewares: the Host check, errors as JSON -------------------------------------------
 
@@ -437,18 +515,17 @@ class StatusPage:
     # -- read-only endpoints ---------------------------------------------------------------------
 
     async def health(self, request: web.Request) -> web.Response:
-        p = self.pipeline
-        tick_age = round(time.time() - p.last_ts_ns / 1e9, 3) if p.last_ts_ns else None
-        batch_age = (
-            round(time.monotonic() - p.last_batch_monotonic, 3) if p.last_batch_monotonic else None
-        )
-        status = "stopping" if p.stop_requested else "halted" if p.risk.state.halted else "ok"
+        v = self._view
+        tick_age = round(time.time() - v.last_ts_ns / 1e9, 3) if v.last_ts_ns else None
+        batch_age = v.last_batch_age_s
+        batch_age = round(batch_age, 3) if batch_age is not None else None
+        status = "stopping" if v.stopping else "halted" if v.risk_state.halted else "ok"
         return _json(
             {
                 "status": status,
                 "uptime_s": round(time.monotonic() - self.started, 3),
-                "feed": p.config.feed.plugin,
-                "feed_connected": bool(p.feed_connected),
+                "feed": v.feed_plugin,
+                "feed_connected": bool(v.feed_connected),
                 "last_tick_age_s": tick_age,
                 "last_batch_age_s": batch_age,
                 "version": __version__,
@@ -474,33 +551,33 @@ class StatusPage:
         )
 
     async def status(self, request: web.Request) -> web.Response:
-        p = self.pipeline
-        state = p.regime_state
-        tier = p.account.tier
-        positions = p.session.positions_payload()
-        limits = p.risk.settings
+        v = self._view
+        state = v.regime
+        tier = v.tier
+        positions = v.positions()
+        limits = v.limits
         return _json(
             {
-                "symbol": p.config.symbol,
-                "trading_symbol": p.account.symbol,
-                "timeframe_s": p.config.timeframe_s,
+                "symbol": v.symbol,
+                "trading_symbol": v.trading_symbol,
+                "timeframe_s": v.timeframe_s,
                 "regime": state.model_dump(mode="json") if state else None,
                 "risk": {
-                    **p.risk.state.to_dict(),
+                    **v.risk_state.to_dict(),
                     "daily_profit_target": str(limits.daily_profit_target),
                     "daily_loss_limit": str(limits.daily_loss_limit),
                     "max_position": limits.max_position,
                 },
                 "account": {
-                    "balance": str(p.account.balance),
+                    "balance": str(v.balance),
                     "tier": tier.model_dump(mode="json") if tier else None,
                 },
                 "position": sum(x["net"] for x in positions),
                 "positions": positions,
-                "unrealized_pnl": str(p.session.unrealized()),
-                "summary": p.summary.as_dict(),
-                "last_price": str(p.instrument.to_decimal(p.last_price)) if p.last_price else None,
-                "last_ts_ns": p.last_ts_ns or None,
+                "unrealized_pnl": str(v.unrealized()),
+                "summary": v.summary,
+                "last_price": self._price(v.last_price),
+                "last_ts_ns": v.last_ts_ns or None,
                 "token_configured": self.settings.token is not None,
             }
         )
@@ -515,49 +592,50 @@ class StatusPage:
                 content_type="application/json",
             ) from None
 
-    def _journal_rows(self, request: web.Request, sql: str) -> list[dict[str, Any]]:
-        limit = self._limit(request)
-        journal = self.pipeline.journal
-        if journal is None:
+    async def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+        """Rows of the run's journal, read in the page's own thread through the view's
+        read-only connection: the trading loop never waits for a query."""
+        view = self._view
+        if view.run_id is None or self._reader is None:
             return []
-        return journal.rows(sql + " LIMIT ?", (journal.run_id, limit))
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._reader, view.query, sql, params)
+
+    async def _journal_rows(self, request: web.Request, sql: str) -> list[dict[str, Any]]:
+        limit = self._limit(request)
+        return await self._query(sql + " LIMIT ?", (self._view.run_id, limit))
 
     async def trades(self, request: web.Request) -> web.Response:
         sql = "SELECT * FROM trades WHERE run_id = ? ORDER BY exit_ts_ns DESC, bracket_id DESC"
-        return _json(self._journal_rows(request, sql))
+        return _json(await self._journal_rows(request, sql))
 
     async def signals(self, request: web.Request) -> web.Response:
         sql = (
             "SELECT s.*, d.approved, d.reasons FROM signals s LEFT JOIN decisions d "
             "ON d.signal_id = s.id WHERE s.run_id = ? ORDER BY s.id DESC"
         )
-        rows = self._journal_rows(request, sql)
+        rows = await self._journal_rows(request, sql)
         for row in rows:
             row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
         return _json(rows)
 
     async def decisions(self, request: web.Request) -> web.Response:
         sql = "SELECT * FROM decisions WHERE run_id = ? ORDER BY id DESC"
-        rows = self._journal_rows(request, sql)
+        rows = await self._journal_rows(request, sql)
         for row in rows:
             row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
         return _json(rows)
 
     async def positions(self, request: web.Request) -> web.Response:
-        return _json(self.pipeline.session.positions_payload())
+        return _json(self._view.positions())
 
     async def recent_bars(self, request: web.Request) -> web.Response:
         return _json(list(self.bars))
 
     async def statistics(self, request: web.Request) -> web.Response:
-        journal = self.pipeline.journal
-        rows = (
-            journal.rows(
-                "SELECT net_pnl FROM trades WHERE run_id = ? ORDER BY exit_ts_ns, bracket_id",
-                (journal.run_id,),
-            )
-            if journal is not None
-            else []
+        rows = await self._query(
+            "SELECT net_pnl FROM trades WHERE run_id = ? ORDER BY exit_ts_ns, bracket_id",
+            (self._view.run_id,),
         )
         return _json(trade_statistics(r["net_pnl"] for r in rows))
 
@@ -579,21 +657,21 @@ class StatusPage:
         if refused is not None:
             return refused
         action = request.path.rsplit("/", 1)[-1]
-        p = self.pipeline
+        v = self._view
         if action == "halt":
-            p.halt("halted from the status page")
+            v.halt("halted from the status page")
         elif action in ("resume", "start"):
-            p.resume()
+            v.resume()
         elif action == "stop":
-            p.flatten("stopped from the status page")
-            p.request_stop()
+            v.flatten("stopped from the status page")
+            v.stop()
         log.info("status page: session %s", action)
         return _json(
             {
                 "ok": True,
                 "action": action,
-                "halted": p.risk.state.halted,
-                "stopping": bool(p.stop_requested),
+                "halted": v.risk_state.halted,
+                "stopping": bool(v.stopping),
             }
         )
 
@@ -612,20 +690,20 @@ class StatusPage:
             changes = SessionSettings.model_validate(body)
         except ValidationError as exc:
             return _error("; ".join(format_validation_error(exc, None, ())), 400)
-        p = self.pipeline
+        v = self._view
         limits = changes.model_dump(exclude_none=True, exclude={"symbol"})
         try:
             if limits:
-                p.risk.update_settings(**limits)
+                v.update_limits(**limits)
             if changes.symbol:
-                tier = p.account.tier
+                tier = v.tier
                 if tier is not None:  # the tier picks the symbol: a switch would be ignored
                     return _error(
                         f"symbol: the account's tier {tier.name!r} decides the symbol "
                         f"({tier.symbol}): change account.tiers instead",
                         400,
                     )
-                p.switch_symbol(changes.symbol.upper())
+                v.switch_symbol(changes.symbol.upper())
         except ValidationError as exc:  # the limits together (as the config validates them)
             return _error("; ".join(format_validation_error(exc, None, ())), 400)
         except (ValueError, KeyError) as exc:
@@ -660,6 +738,8 @@ class StatusPage:
         socket = web.WebSocketResponse(heartbeat=30)
         await socket.prepare(request)
         client = ClientQueue(self.settings.client_queue, self.settings.recent_bars)
+        if self.live_message is not None:  # where things stand now, without waiting for a change
+            client.put_live(self.fanout.live(self.live_message))
         self.clients.add(client)
         self._sockets.add(socket)
         sender = asyncio.create_task(self._send(socket, client))

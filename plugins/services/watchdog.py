@@ -1,6 +1,7 @@
 """The ``watchdog`` service: notices a run that has gone quiet, and tells systemd it is alive.
 
-Every ``interval_s`` it checks how long ago the pipeline last processed a tick batch. Past
+Every ``interval_s`` it checks, through the run's view (:class:`tradebot_core.RunView`), how long
+ago the pipeline last processed a tick batch. Past
 ``stall_after_s`` it publishes a WATCHDOG event (notifiers turn it into an alert) once, and
 another when ticks flow again. Under systemd (``Type=notify`` with ``WatchdogSec=``), it sends
 ``READY=1`` at start and ``WATCHDOG=1`` each check while the pipeline is healthy, so a hung
@@ -49,12 +50,12 @@ class Watchdog:
 
     def __init__(self, settings: WatchdogSettings, context: PluginContext) -> None:
         self.settings = settings
-        self.pipeline: Any = None
+        self.view: Any = None
         self.stalled = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, pipeline: Any) -> None:
-        self.pipeline = pipeline
+        self.view = pipeline.view
         sd_notify("READY=1")
         self._task = asyncio.create_task(self._loop())
 
@@ -71,13 +72,14 @@ class Watchdog:
             self.check()
 
     def check(self, now: float | None = None) -> None:
-        """One look at the pipeline: alert on a stall, clear it on recovery, ping systemd."""
+        """One look at the run: alert on a stall, clear it on recovery, ping systemd."""
         now = time.monotonic() if now is None else now
-        last = self.pipeline.last_batch_monotonic or self.pipeline.started_monotonic
+        view = self.view
+        last = view.last_batch_monotonic or view.started_monotonic
         quiet_s = now - last
         if quiet_s > self.settings.stall_after_s and not self.stalled:
             self.stalled = True
-            self._alert(f"no ticks for {quiet_s:.0f} s (feed {self.pipeline.config.feed.plugin})")
+            self._alert(f"no ticks for {quiet_s:.0f} s (feed {view.feed_plugin})")
         elif quiet_s <= self.settings.stall_after_s and self.stalled:
             self.stalled = False
             self._alert("ticks are flowing again")
@@ -86,9 +88,8 @@ class Watchdog:
 
     def _alert(self, message: str) -> None:
         log.warning("watchdog: %s", message)
-        self.pipeline.bus.publish(
+        self.view.publish(
             EventKind.WATCHDOG,
-            self.pipeline.last_ts_ns,
             {"stalled": self.stalled, "message": message},
             f"watchdog: {message}",
         )

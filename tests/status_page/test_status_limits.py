@@ -212,7 +212,7 @@ async def test_an_unexpected_error_is_a_json_500_without_traceback(live, monkeyp
     def broken(*args, **kwargs):
         raise RuntimeError("boom: /secret/path")
 
-    monkeypatch.setattr(live.pipeline.journal, "rows", broken)
+    monkeypatch.setattr(live.pipeline.view, "query", broken)
     with caplog.at_level(logging.ERROR, logger="tradebot_plugins.services.status_page"):
         status, headers, text = await request("GET", live.url + "/api/trades")
     assert status == 500 and headers["Content-Type"].startswith("application/json")

@@ -16,7 +16,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..events import EventBus
+from ..footprint import compute_bars
 from ..types import Event, EventKind
 
 if TYPE_CHECKING:
@@ -29,6 +32,7 @@ class RunView:
     def __init__(self, run: Pipeline) -> None:
         self._run = run
         self._reader: sqlite3.Connection | None = None
+        self._forming: tuple[tuple[int, ...], dict[str, Any]] | None = None
 
     # -- identity and settings -------------------------------------------------------------
 
@@ -100,6 +104,19 @@ class RunView:
         return self._run.session.last_ts_ns
 
     @property
+    def last_batch_monotonic(self) -> float:
+        """``time.monotonic()`` when the run last processed a tick batch (0: none yet)."""
+        return self._run.last_batch_monotonic
+
+    @property
+    def timeframe_s(self) -> int:
+        return self._run.config.timeframe_s
+
+    @property
+    def feed_plugin(self) -> str:
+        return self._run.config.feed.plugin
+
+    @property
     def last_batch_age_s(self) -> float | None:
         last = self._run.last_batch_monotonic
         return None if not last else time.monotonic() - last
@@ -131,6 +148,52 @@ class RunView:
 
     def unrealized(self) -> Decimal:
         return self._run.session.unrealized()
+
+    def forming_bar(self) -> dict[str, Any] | None:
+        """The bar still open (not closed yet) as :func:`bar_payload` shapes a closed one, plus
+        ``forming: True`` and its ``trade_count``; None before the first tick of a bar.
+
+        Built from the ticks the footprint engine holds for it (a copy: nothing of the engine
+        changes), remembered until a tick arrives, so asking often between ticks costs nothing.
+        """
+        engine = self._run.session.engine
+        chunks = [chunk for chunk in engine._pending if len(chunk)]
+        if not chunks:
+            return None
+        last = chunks[-1]
+        key = (id(last), len(last), int(last["ts_event"][-1]), len(chunks), engine._cum_delta)
+        cached = self._forming
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        ticks = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        bars, bid, ask, _ = compute_bars(
+            ticks, self.instrument.tick_fixed, engine.timeframe_ns, engine._cum_delta
+        )
+        bar = bars[-1]
+        price = self.instrument.ticks_to_decimal
+        start, count = int(bar["level_start"]), int(bar["level_count"])
+        low = int(bar["low"])
+        payload = {
+            "ts_open": int(bar["ts_open"]),
+            "open": str(price(int(bar["open"]))),
+            "high": str(price(int(bar["high"]))),
+            "low": str(price(low)),
+            "close": str(price(int(bar["close"]))),
+            "volume": int(bar["volume"]),
+            "delta": int(bar["delta"]),
+            "cum_delta": int(bar["cum_delta"]),
+            "poc": str(price(int(bar["poc"]))),
+            "vah": str(price(int(bar["vah"]))),
+            "val": str(price(int(bar["val"]))),
+            "trade_count": int(bar["trade_count"]),
+            "levels": [
+                [str(price(low + i)), int(bid[start + i]), int(ask[start + i])]
+                for i in range(count)
+            ],
+            "forming": True,
+        }
+        self._forming = (key, payload)
+        return payload
 
     def reconciliation(self) -> list[str]:
         return list(self._run.reconciliation)
