@@ -5,8 +5,9 @@ Each closed bar is classified by the first rule that holds:
 1. **NO_TRADE** when the bar is at a session edge (its close, the moment a trade would be
    decided, falls in the first or last ``edge_minutes`` of ``session_start``-``session_end``,
    exchange time), overlaps a ``news_windows`` entry, comes before the indicators are warm
-   (ADX needs ``2 x adx_period`` bars), or has a volume below ``low_volume_fraction`` of the
-   median of the ``volume_window`` bars before it.
+   (ADX needs ``2 x adx_period`` bars; the reason counts them: ``warming up (12/28 bars)``),
+   or has a volume below ``low_volume_fraction`` of the median of the ``volume_window`` bars
+   before it.
 2. **VOLATILE** when ATR is above the ``volatile_percentile`` of the ATR of the
    ``volatile_window`` bars before it (once half that window is known).
 3. **TRENDING_UP / TRENDING_DOWN** when ADX > ``trend_adx``, the direction is the leading DI, and
@@ -154,6 +155,7 @@ class AdxRegimeClassifier(RegimeClassifier):
         self.volumes = RollingWindow(s.volume_window)
         self.recent: deque[Regime] = deque(maxlen=s.confidence_lookback)
         self._seen = 0
+        self._stepped = 0  # bars the indicators have taken since the start (or a reset)
         self._last: tuple[Regime, float, str, float, int, float] | None = None
         self._state: RegimeState | None = None
 
@@ -183,6 +185,7 @@ class AdxRegimeClassifier(RegimeClassifier):
     def _step(self, bar: np.void) -> None:
         high, low, close = float(bar["high"]), float(bar["low"]), float(bar["close"])
         volume = int(bar["volume"])
+        self._stepped += 1
         ts_open, ts_close = int(bar["ts_open"]), int(bar["ts_close"])
         start = datetime.fromtimestamp(ts_open / 1e9, self.tz)
         end = datetime.fromtimestamp(ts_close / 1e9, self.tz)
@@ -214,7 +217,7 @@ class AdxRegimeClassifier(RegimeClassifier):
         if edge:
             return Regime.NO_TRADE, 1.0, edge
         if self.adx.adx != self.adx.adx or self.slow.value != self.slow.value:
-            return Regime.NO_TRADE, 1.0, f"indicators warming up ({self._warm_bars} bars)"
+            return Regime.NO_TRADE, 1.0, self._warming_up()
         if len(self.volumes) >= max(2, self.s.volume_window // 2):
             median = self.volumes.median()
             if volume < self.s.low_volume_fraction * median:
@@ -229,6 +232,14 @@ class AdxRegimeClassifier(RegimeClassifier):
                     f"ATR {atr:.2f}t above its p{self.s.volatile_percentile:g} ({threshold:.2f}t)",
                 )
         return self._trend_or_range(close, structure)
+
+    def _warming_up(self) -> str:
+        """``warming up (12/28 bars)``: how far the indicators are, as a trader reads it."""
+        done, need = self._stepped, self._warm_bars
+        if done < need:
+            return f"warming up ({done}/{need} bars)"
+        # ADX has no value yet after its bars (prices that never moved): say so, not "30/28"
+        return f"warming up ({done} bars: ADX needs price movement)"
 
     def _trend_or_range(self, close: float, structure: int) -> tuple[Regime, float, str]:
         adx, trend = self.adx.adx, self.s.trend_adx

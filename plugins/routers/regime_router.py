@@ -2,7 +2,8 @@
 
 Rules, in order; the first that rejects ends the decision:
 
-1. **NO_TRADE**: nothing trades.
+1. **NO_TRADE**: nothing trades; the rule says why in the classifier's words (its reason, e.g.
+   ``warming up (12/28 bars)`` or ``session open (10 min)``), else ``NO_TRADE: nothing trades``.
 2. **Enabled**: the pattern must be listed for the regime under ``enabled`` (by default every
    built-in pattern in every other regime). A pattern nobody listed (a third-party detector's,
    a typo) is rejected here, by name.
@@ -226,8 +227,8 @@ class RegimeRouter(Router):
         """(approved, the rule that decided) for one signal in one regime."""
         kind, pattern, direction = regime.regime, signal.pattern, signal.direction
         side = direction.value
-        if kind is Regime.NO_TRADE:
-            return False, "NO_TRADE: nothing trades"
+        if kind is Regime.NO_TRADE:  # the classifier's reason is what a trader wants to read
+            return False, regime.reason or "NO_TRADE: nothing trades"
         if pattern not in self.enabled.get(kind, ()):
             return False, f"{pattern} is not enabled in {kind.value}"
         if kind is Regime.TRENDING_UP:

@@ -43,7 +43,9 @@ def test_warm_up_is_no_trade_then_a_steady_rise_trends_up():
     states = run(synthetic([20_000 + 3 * k for k in range(80)]))
     warm = 2 * 14 - 1  # ADX's first value is at index 27
     assert all(s.regime is Regime.NO_TRADE for s in states[:warm])
-    assert all(s.reason.startswith("indicators warming up") for s in states[:warm])
+    assert [s.reason for s in states[:warm]] == [
+        f"warming up ({k}/28 bars)" for k in range(1, warm + 1)
+    ]
     assert states[warm].regime is not Regime.NO_TRADE
     assert states[-1].regime is Regime.TRENDING_UP
     assert "+DI leads" in states[-1].reason

@@ -80,7 +80,12 @@ def test_every_pattern_has_a_category_and_a_default_bracket():
 def test_no_trade_rejects_everything(pattern):
     decision = router().route(signal(pattern), regime(Regime.NO_TRADE, 1.0))
     assert not decision.approved
-    assert decision.reasons[-1] == "rule: NO_TRADE: nothing trades"
+    assert decision.reasons[-1] == "rule: because"  # the classifier's reason
+    warming = regime(Regime.NO_TRADE, 1.0).model_copy(update={"reason": "warming up (12/28 bars)"})
+    decision = router().route(signal(pattern), warming)
+    assert decision.reasons[-1] == "rule: warming up (12/28 bars)"
+    blank = regime(Regime.NO_TRADE, 1.0).model_copy(update={"reason": ""})
+    assert router().route(signal(pattern), blank).reasons[-1] == "rule: NO_TRADE: nothing trades"
 
 
 @pytest.mark.parametrize("pattern", sorted(NATURAL))
