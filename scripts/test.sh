@@ -44,4 +44,10 @@ if ! have_chromium; then
   fi
 fi
 
+# tests/deploy: systemd-analyze verifies the units (with CI=true a missing one fails the test)
+if ! command -v systemd-analyze >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+  && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd) >/dev/null || true
+fi
+
 exec python3 -m pytest -n "${TRADEBOT_TEST_WORKERS:-auto}" "$@"
