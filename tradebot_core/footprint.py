@@ -28,6 +28,7 @@ Rules, so a detector author knows what the numbers mean:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -156,9 +157,9 @@ def _value_area(
             strict=True,
         ):
             ladder = level_volume[start : start + count].tolist()
-            lo, hi = _value_area_one(ladder, poc - start, volume * num, den)
-            lows.append(start + lo)
-            highs.append(start + hi)
+            low, high = _value_area_one(ladder, poc - start, volume * num, den)
+            lows.append(start + low)
+            highs.append(start + high)
         return np.array(lows, dtype=np.int64), np.array(highs, dtype=np.int64)
     first = level_start
     last = level_start + level_count - 1
@@ -199,6 +200,49 @@ def _value_area_one(ladder: list[int], poc: int, target: int, den: int) -> tuple
             lo -= 1
             covered += down
     return lo, hi
+
+
+@dataclass(frozen=True)
+class BarSet:
+    """Closed bars and their level arrays, detached from a history (to warm another one)."""
+
+    bars: np.ndarray
+    bid: np.ndarray
+    ask: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.bars)
+
+    @classmethod
+    def empty(cls) -> BarSet:
+        none = np.zeros(0, dtype=np.int64)
+        return cls(np.zeros(0, dtype=BAR_DTYPE), none, none.copy(), none.copy())
+
+    @classmethod
+    def concat(cls, sets: list[BarSet], last: int | None = None) -> BarSet:
+        """One set of ``sets`` in order, keeping the last ``last`` bars (all by default)."""
+        sets = [s for s in sets if len(s)]
+        if not sets:
+            return cls.empty()
+        offsets = np.cumsum([0] + [len(s.bid) for s in sets[:-1]])
+        parts = []
+        for offset, part in zip(offsets, sets, strict=True):
+            bars = part.bars.copy()
+            bars["level_start"] += offset
+            parts.append(bars)
+        whole = cls(
+            np.concatenate(parts),
+            np.concatenate([s.bid for s in sets]),
+            np.concatenate([s.ask for s in sets]),
+            np.concatenate([s.volume for s in sets]),
+        )
+        if last is None or len(whole) <= last:
+            return whole
+        bars = whole.bars[-last:].copy()
+        lo = int(bars["level_start"][0])
+        bars["level_start"] -= lo
+        return cls(bars, whole.bid[lo:].copy(), whole.ask[lo:].copy(), whole.volume[lo:].copy())
 
 
 class FootprintHistory:
@@ -255,10 +299,24 @@ class FootprintHistory:
         start, count = int(bar["level_start"]), int(bar["level_count"])
         prices = np.arange(int(bar["low"]), int(bar["low"]) + count, dtype=np.int64)
         end = start + count
-        views = [self._bid[start:end], self._ask[start:end], self._volume[start:end]]
-        for view in views:
+        bid, ask, volume = self._bid[start:end], self._ask[start:end], self._volume[start:end]
+        for view in (bid, ask, volume):
             view.flags.writeable = False
-        return prices, *views
+        return prices, bid, ask, volume
+
+    def export(self, last: int | None = None) -> BarSet:
+        """The last ``last`` closed bars (all by default) with their levels, as plain arrays
+        (picklable; ``level_start`` relative to the returned level arrays)."""
+        first = 0 if last is None else max(0, self._nbars - last)
+        bars = self._bars[first : self._nbars].copy()
+        if len(bars) == 0:
+            return BarSet.empty()
+        lo = int(bars["level_start"][0])
+        hi = int(bars["level_start"][-1] + bars["level_count"][-1])
+        bars["level_start"] -= lo
+        return BarSet(
+            bars, self._bid[lo:hi].copy(), self._ask[lo:hi].copy(), self._volume[lo:hi].copy()
+        )
 
     def price(self, ticks: int) -> Decimal:
         """A price in ticks as dollars and cents."""

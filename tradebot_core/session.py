@@ -78,6 +78,7 @@ class RunSummary:
     ticks: int = 0
     dropped_ticks: int = 0
     warmup_ticks: int = 0
+    warmup_bars: int = 0
     wall_seconds: float = 0.0
     patterns: Counter[str] = field(default_factory=Counter)
     dropped_by_reason: Counter[str] = field(default_factory=Counter)
@@ -95,6 +96,7 @@ class RunSummary:
             "dropped_ticks": self.dropped_ticks,
             "dropped_by_reason": dict(sorted(self.dropped_by_reason.items())),
             "warmup_ticks": self.warmup_ticks,
+            "warmup_bars": self.warmup_bars,
             "wall_seconds": round(self.wall_seconds, 6),
             "patterns": dict(sorted(self.patterns.items())),
             "exit": self.exit,
@@ -182,6 +184,22 @@ class Session:
         self.summary.warmup_ticks += len(ticks)
         self.last_ts_ns = int(ticks["ts_event"][-1])
         self.last_price = int(ticks["price"][-1])
+
+    def warm_from_bars(
+        self, bars: np.ndarray, bid: np.ndarray, ask: np.ndarray, volume: np.ndarray
+    ) -> None:
+        """Closed bars from before the run (a backtest day's previous days, a live start's
+        history) into the history, the regime classifier and the detectors, one bar at a time,
+        as if they had closed here: nothing trades, nothing is journaled. ``level_start`` is
+        relative to the given level arrays."""
+        for i in range(len(bars)):
+            bar = bars[i : i + 1].copy()
+            start, count = int(bar["level_start"][0]), int(bar["level_count"][0])
+            bar["level_start"] = 0
+            end = start + count
+            self.history.append(bar, bid[start:end], ask[start:end], volume[start:end])
+            self._classify_and_detect()
+        self.summary.warmup_bars += len(bars)
 
     def _classify_and_detect(self) -> tuple[RegimeState, list[Signal]]:
         state = self.regime.classify(self.history)
@@ -389,9 +407,9 @@ class Session:
         """The tier decides the traded symbol and caps the size."""
         symbol = self.account.symbol
         quantity = intent.quantity
-        cap = self.account.max_contracts
-        if cap is not None and quantity > cap:
-            reasons.append(f"tier {self.account.tier.name}: size capped {quantity} -> {cap}")
+        tier, cap = self.account.tier, self.account.max_contracts
+        if tier is not None and cap is not None and quantity > cap:  # a cap comes from a tier
+            reasons.append(f"tier {tier.name}: size capped {quantity} -> {cap}")
             quantity = cap
         if symbol != intent.symbol or quantity != intent.quantity:
             return intent.model_copy(update={"symbol": symbol, "quantity": quantity})
@@ -881,9 +899,9 @@ class Session:
         rows = []
         for position in self.positions.open_positions():
             spec = position.lots[0].instrument
-            children = [o for o in self.orders.working(position.symbol) if o.price]
-            stops = [o.price for o in children if o.role == "stop"]
-            targets = [o.price for o in children if o.role == "target"]
+            children = self.orders.working(position.symbol)
+            stops = [o.price for o in children if o.price and o.role == "stop"]
+            targets = [o.price for o in children if o.price and o.role == "target"]
             average = position.average_price
             rows.append(
                 {

@@ -18,6 +18,7 @@ from typing import Any
 
 from tradebot_core import Event, EventKind, LoadedConfig, Pipeline, PluginManager
 from tradebot_core.components import day_settings
+from tradebot_core.footprint import BarSet
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class DayJob:
     loaded: LoadedConfig
     day: date
     start_balance: Decimal
+    warm: BarSet | None = None
+    """The closed bars before this day (the previous days of the backtest): they warm the
+    history, the regime classifier and the detectors before the day trades, as in one
+    continuous run."""
 
 
 @cache
@@ -66,6 +71,15 @@ class _Collector:
             self.rejections[": ".join(p.strip() for p in last.split(":")[:2])] += 1
 
 
+def day_bars(job: DayJob) -> BarSet:
+    """The closed footprint bars of one day (the first pass of a backtest: cheap, no trading)."""
+    loaded = day_config(job.loaded, job.day)
+    pipeline = Pipeline(loaded, _manager(), journal_path=":memory:")
+    pipeline.session.warmup_ticks = 1 << 62  # every tick only builds bars
+    asyncio.run(pipeline.run())
+    return pipeline.session.history.export()
+
+
 def run_day(job: DayJob) -> dict[str, Any]:
     """Run one day; returns a JSON-ready result (no wall-clock values but ``wall_s``)."""
     started = time.perf_counter()
@@ -73,6 +87,9 @@ def run_day(job: DayJob) -> dict[str, Any]:
     pipeline = Pipeline(
         loaded, _manager(), journal_path=":memory:", starting_balance=job.start_balance
     )
+    if job.warm is not None:
+        warm = job.warm
+        pipeline.session.warm_from_bars(warm.bars, warm.bid, warm.ask, warm.volume)
     collector = _Collector()
     pipeline.bus.subscribe(
         collector, [EventKind.TRADE_CLOSED, EventKind.TIER_CHANGE, EventKind.ROUTE_DECISION]
@@ -86,6 +103,7 @@ def run_day(job: DayJob) -> dict[str, Any]:
         "net_pnl": str(net),
         "ticks": summary.ticks,
         "bars": summary.bars,
+        "warmup_bars": summary.warmup_bars,
         "signals": dict(sorted(summary.patterns.items())),
         "orders": summary.orders,
         "rejections": dict(sorted(collector.rejections.items())),

@@ -62,7 +62,8 @@ def test_parallel_days_stitch_exactly_like_a_sequential_run_across_tier_changes(
     loaded = config(tmp_path, TIERS)
     days = scripted_backtest
     script = list(ScriptedFeed.script)
-    result = run_backtest(loaded, days, InlineExecutor())
+    # the stitching alone (cold days; warm days are test_backtest_warm's)
+    result = run_backtest(loaded, days, InlineExecutor(), warmup_bars=0)
     ScriptedFeed.script = script
     # the truth: day after day, each starting from the previous day's end
     balance = Decimal("2500")
