@@ -30,6 +30,8 @@ SET_HELP = "Override a config key by its dotted path, e.g. --set feed.speed=max 
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    from .secrets import protect_handlers
+
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
     logging.basicConfig(
         level=level,
@@ -38,6 +40,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         handlers=[RichHandler(console=stderr, show_path=False, rich_tracebacks=True)],
         force=True,
     )
+    protect_handlers()  # secrets scrubbed from this handler's records too, tracebacks included
 
 
 def _fail(problems: list[str], code: int = 2) -> None:

@@ -39,8 +39,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
-from .instruments import Instrument
+from .instruments import Instrument, InstrumentRegistry
 
 
 class ConfigError(Exception):
@@ -78,12 +79,19 @@ class FeedChoice(PluginChoice):
     speed: float | Literal["max"] = "max"
     """Replay pace: 1 = real time, 100 = 100x, ``max`` = as fast as the pipeline goes."""
 
-    @field_validator("speed")
+    @field_validator("speed", mode="before")
     @classmethod
-    def _positive(cls, value: float | str) -> float | str:
-        if value != "max" and float(value) <= 0:
-            raise ValueError("must be > 0 or 'max'")
-        return value
+    def _positive(cls, value: Any) -> Any:
+        """One message for anything else (not pydantic's one per member of the union)."""
+        if value == "max":
+            return value
+        try:
+            number = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not number > 0:
+            raise ValueError("must be a number > 0 or 'max'")
+        return number
 
 
 class InstrumentSpec(_Strict):
@@ -264,10 +272,18 @@ class LoadedConfig:
     raw: dict[str, Any]
     lines: dict[tuple[str, ...], int] = field(default_factory=dict)
     missing_env: dict[tuple[str, ...], str] = field(default_factory=dict)
+    overridden: dict[tuple[str, ...], str] = field(default_factory=dict)
+    """Key paths whose values ``--set`` changed -> the override as shown in errors
+    (``feed.speed=fast``; ``risk={...}`` for a section, ``feed.polygon.api_key=***``)."""
 
     def where(self, path: tuple[str | int, ...]) -> str:
-        """``file:line: a.b.c`` for a key path (the nearest line known)."""
+        """``file:line: a.b.c`` for a key path (the nearest line known), or
+        ``--set a.b=VALUE: a.b.c`` when the value came from an override."""
         keys = tuple(str(p) for p in path)
+        for end in range(len(keys), 0, -1):
+            item = self.overridden.get(keys[:end])
+            if item is not None:
+                return f"--set {item}: {'.'.join(keys)}"
         line = None
         for end in range(len(keys), 0, -1):
             line = self.lines.get(keys[:end])
@@ -283,8 +299,9 @@ class LoadedConfig:
         import copy
 
         raw = copy.deepcopy(self.raw)
+        overridden = dict(self.overridden)
         for item in overrides:
-            _apply_override(raw, item)
+            _note_override(overridden, item, *_apply_override(raw, item))
         return _validated(
             LoadedConfig(
                 config=self.config,
@@ -292,6 +309,7 @@ class LoadedConfig:
                 raw=raw,
                 lines=self.lines,
                 missing_env=self.missing_env,
+                overridden=overridden,
             )
         )
 
@@ -338,12 +356,50 @@ def load_config(
 
     missing: dict[tuple[str, ...], str] = {}
     raw = _interpolate(raw, env, (), missing)
+    overridden: dict[tuple[str, ...], str] = {}
     for override in overrides:
-        _apply_override(raw, override)
+        _note_override(overridden, override, *_apply_override(raw, override))
     loaded = LoadedConfig(
-        config=TradebotConfig(), path=file_path, raw=raw, lines=lines, missing_env=missing
+        config=TradebotConfig(),
+        path=file_path,
+        raw=raw,
+        lines=lines,
+        missing_env=missing,
+        overridden=overridden,
     )
     return _validated(loaded)
+
+
+def _note_override(
+    overridden: dict[tuple[str, ...], str],
+    item: str,
+    keys: tuple[str, ...],
+    old: Any,
+    new: Any,
+) -> None:
+    """Remember the key paths whose values ``--set item`` changed, so that their errors blame
+    it, not the file's line (a section set to what the file has, as ``tradebot replay`` does
+    with the feed's settings and the day, leaves the unchanged keys to the file). The value is
+    shown as typed unless it is a section (``{...}``) or under a secret-looking key (``***``)."""
+    dotted = ".".join(keys)
+    if _looks_secret(keys):
+        shown = f"{dotted}=***"
+    elif isinstance(new, dict | list):
+        shown = f"{dotted}={{...}}" if isinstance(new, dict) else f"{dotted}=[...]"
+    else:
+        shown = f"{dotted}={item.partition('=')[2].strip()}"
+    for path in _changed(keys, old, new):
+        overridden[path] = shown
+
+
+def _changed(keys: tuple[str, ...], old: Any, new: Any) -> list[tuple[str, ...]]:
+    if isinstance(new, dict) and isinstance(old, dict):
+        return [
+            path
+            for key, value in new.items()
+            for path in _changed((*keys, str(key)), old.get(key, _ABSENT), value)
+        ]
+    return [] if old == new else [keys]
 
 
 def _validated(loaded: LoadedConfig) -> LoadedConfig:
@@ -351,17 +407,29 @@ def _validated(loaded: LoadedConfig) -> LoadedConfig:
         loaded.config = TradebotConfig.model_validate(loaded.raw)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, loaded, ())) from None
+    symbol = loaded.config.symbol
+    instruments = InstrumentRegistry(loaded.config.extra_instruments())
+    if symbol not in instruments:
+        known = ", ".join(instruments.symbols())
+        raise ConfigError(
+            [
+                f"{loaded.where(('symbol',))}: unknown instrument {symbol!r} (known: {known}; "
+                "declare others under 'instruments:')"
+            ]
+        )
     return loaded
 
 
 def format_validation_error(
     exc: ValidationError, loaded: LoadedConfig | None, prefix: tuple[str, ...]
 ) -> list[str]:
-    """One human line per pydantic error: ``file:line: key.path: message (got X)``."""
-    problems = []
+    """One human line per pydantic error: ``file:line: key.path: message (got X)``.
+
+    The members of a union (``feed.speed.float``, ``feed.speed.literal['max']``) are not keys:
+    they are left out of the path, and the members' messages share one line."""
+    found: dict[tuple[str, ...], list[str]] = {}
     for error in exc.errors():
-        path = prefix + tuple(str(p) for p in error["loc"])
-        where = loaded.where(path) if loaded else ".".join(path)
+        path = _key_path(prefix + tuple(error["loc"]), loaded.raw if loaded else None)
         message = _humane(error)
         got = error.get("input")
         shown = (
@@ -369,17 +437,47 @@ def format_validation_error(
             if error["type"] not in ("missing", "extra_forbidden")
             and not isinstance(got, dict | list)
             and not _looks_secret(path)
+            and not (  # the --set shows the value
+                loaded and loaded.overridden.get(path, "").startswith(".".join(path) + "=")
+            )
             else ""
         )
-        problems.append(f"{where}: {message}{shown}")
-    return problems
+        messages = found.setdefault(path, [])
+        if f"{message}{shown}" not in messages:
+            messages.append(f"{message}{shown}")
+    return [
+        f"{loaded.where(path) if loaded else '.'.join(path)}: {' or '.join(messages)}"
+        for path, messages in found.items()
+    ]
+
+
+_ABSENT = object()
+
+
+def _key_path(loc: tuple[Any, ...], raw: Any) -> tuple[str, ...]:
+    """The keys of a pydantic error location, walking the raw config beside it: a location
+    part under a plain value (not a mapping or list) can only be a union member's tag."""
+    node = raw if raw is not None else _ABSENT
+    keys: list[str] = []
+    for part in loc:
+        if node is _ABSENT:
+            keys.append(str(part))
+        elif isinstance(node, dict):
+            keys.append(str(part))
+            node = next((v for k, v in node.items() if str(k) == str(part)), _ABSENT)
+        elif isinstance(node, list):
+            keys.append(str(part))
+            index = int(part) if str(part).isdigit() else len(node)
+            node = node[index] if index < len(node) else _ABSENT
+        # else: a tag such as 'float' or "literal['max']" under a plain value: not a key
+    return tuple(keys)
 
 
 def _looks_secret(path: tuple[str, ...]) -> bool:
     return any(word in path[-1].lower() for word in ("key", "token", "secret", "password", "url"))
 
 
-def _humane(error: dict[str, Any]) -> str:
+def _humane(error: ErrorDetails) -> str:
     ctx = error.get("ctx") or {}
     kind = error["type"]
     simple = {
@@ -431,8 +529,9 @@ def _interpolate(value: Any, env: dict[str, str], path: tuple[str, ...], missing
     return value
 
 
-def _apply_override(raw: dict[str, Any], override: str) -> None:
-    """``a.b.c=VALUE``: VALUE is read as YAML (``2``, ``max``, ``[a, b]``, ``null``)."""
+def _apply_override(raw: dict[str, Any], override: str) -> tuple[tuple[str, ...], Any, Any]:
+    """``a.b.c=VALUE``: VALUE is read as YAML (``2``, ``max``, ``[a, b]``, ``null``).
+    Returns the key path, the value it had (or ``_ABSENT``) and the new value."""
     if "=" not in override:
         raise ConfigError([f"--set {override}: expected KEY=VALUE, e.g. feed.speed=max"])
     key, _, text = override.partition("=")
@@ -452,4 +551,6 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
             dotted = ".".join(keys[: index + 1])
             raise ConfigError([f"--set {override}: {dotted} is not a section"])
         node = child
+    old = node.get(keys[-1], _ABSENT)
     node[keys[-1]] = value
+    return tuple(keys), old, value

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import DISTRIBUTION_NAME, PROJECT_NAME, hookimpl, hookspecs
 from .components import NoSettings, PluginContext, check_component, construct
-from .config import ConfigError, LoadedConfig, format_validation_error
+from .config import ConfigError, LoadedConfig, PluginChoice, format_validation_error
 from .secrets import register_secrets_of
 
 log = logging.getLogger(__name__)
@@ -350,7 +350,13 @@ class PluginManager:
     ) -> Any:
         """Validate a section against the component's Settings and construct the component."""
         info = self.get(kind, name, loaded.where(path) if loaded else ".".join(path))
-        settings = self.validate(info, raw_settings, path, loaded)
+        stray = self.stray_keys(kind, path, loaded)
+        try:
+            settings = self.validate(info, raw_settings, path, loaded)
+        except ConfigError as exc:
+            raise ConfigError(stray + exc.problems) from None
+        if stray:
+            raise ConfigError(stray)
         try:
             return construct(info.cls, settings, context)
         except ConfigError:
@@ -358,6 +364,29 @@ class PluginManager:
         except Exception as exc:
             where = loaded.where(path) if loaded else ".".join(path)
             raise ConfigError([f"{where}: {kind} {name!r} could not start: {exc}"]) from exc
+
+    def stray_keys(
+        self, kind: str, path: tuple[str, ...], loaded: LoadedConfig | None
+    ) -> list[str]:
+        """Problems for the keys of a choice section (``feed: {plugin: demo, ...}``) that are
+        neither its own settings nor the name of a plugin of its kind (a misspelt ``sped:``).
+        Only when ``path`` is the chosen plugin's section of the run's config. A plugin that is
+        installed but not loaded here (switched off, failed, a manager without entry points)
+        may keep its section too."""
+        if loaded is None:
+            return []
+        choice = getattr(loaded.config, kind, None)
+        if not isinstance(choice, PluginChoice) or path != (kind, choice.plugin):
+            return []
+        names = set(self.components[kind]) | {failure.plugin for failure in self.failures}
+        names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        known = ", ".join(sorted(self.components[kind])) or "none installed"
+        return [
+            f"{loaded.where((kind, key))}: unknown key (not a setting, nor a {kind} plugin: "
+            f"{known})"
+            for key in choice.model_extra or {}
+            if key not in names
+        ]
 
     def validate(
         self,

@@ -57,9 +57,12 @@ def test_the_repo_config_validates(repo_root):
     ("override", "expected"),
     [
         ("feed.plugin=nosuchfeed", "feed.nosuchfeed: no feed plugin named 'nosuchfeed'"),
-        ("timeframe_s=five", "tradebot.yaml:5: timeframe_s: "),
-        ("risk.daily_loss_limit=100", "risk.daily_loss_limit: must be <= 0 (got 100)"),
-        ("broker.paper.slippage_ticks=-2", "broker.paper.slippage_ticks: must be >= 0 (got -2)"),
+        ("timeframe_s=five", "--set timeframe_s=five: timeframe_s: "),
+        (
+            "risk.daily_loss_limit=100",
+            "risk.daily_loss_limit=100: risk.daily_loss_limit: must be <= 0",
+        ),
+        ("broker.paper.slippage_ticks=-2", "broker.paper.slippage_ticks: must be >= 0"),
         ("detectors.imbalance.ratio=0.5", "detectors.imbalance.ratio: must be >= 1"),
     ],
 )

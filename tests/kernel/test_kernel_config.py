@@ -82,7 +82,9 @@ def test_set_overrides_by_dotted_path(tmp_path):
     assert loaded.config.feed.speed == "max"
     assert loaded.config.broker.settings_for("paper") == {"slippage_ticks": 2}
     assert loaded.config.quantity == 2
-    assert "feed.speed: must be > 0 or 'max'" in problems(path, "feed.speed=-5")[0]
+    assert problems(path, "feed.speed=-5") == [
+        "--set feed.speed=-5: feed.speed: must be a number > 0 or 'max'"
+    ]
     assert "expected KEY=VALUE" in problems(path, "feed.speed")[0]
 
 
