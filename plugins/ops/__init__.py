@@ -1,4 +1,5 @@
-"""Operations: the ``heartbeat`` service; the ``watchdog``, ``status``, ``preflight`` commands.
+"""Operations: the ``watchdog``, ``status``, ``preflight`` commands (the ``heartbeat`` service is
+the plugin of its own module, :mod:`tradebot_plugins.ops.heartbeat`).
 
 The heartbeat (a service inside the run) writes ``heartbeat.json`` beside the journal every few
 seconds; the other three are separate processes that read it and the journal, so they work
@@ -10,13 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from tradebot_core import hookimpl
-
-from .heartbeat import Heartbeat
-
-
-@hookimpl
-def register_services(register: Any) -> None:
-    register(Heartbeat)
 
 
 @hookimpl

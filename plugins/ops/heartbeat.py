@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tradebot_core import Event, EventKind, FeedStatusKind, PluginContext
+from tradebot_core import Event, EventKind, FeedStatusKind, PluginContext, hookimpl
 
 from .settings import HeartbeatSettings, heartbeat_path
 
@@ -144,3 +144,8 @@ class Heartbeat:
             self.writes += 1
         except Exception as exc:
             log.warning("heartbeat: cannot write %s: %s", self.path, exc)
+
+
+@hookimpl
+def register_services(register: Any) -> None:
+    register(Heartbeat)
