@@ -6,8 +6,9 @@ The kernel imports no vendor SDK and no built-in plugin: every concrete componen
 ``plugins/`` (imported as ``tradebot_plugins``) and arrives through the ``tradebot`` entry-point
 group, as a third-party plugin does.
 
-The run machinery (``Pipeline``, ``PluginManager``, ``load_config``) and the ``calendar`` and
-``indicators`` modules are loaded on first use, so ``import tradebot_core`` stays cheap.
+Every name but ``hookimpl``, ``PROJECT_NAME``, ``DISTRIBUTION_NAME`` and ``__version__`` is
+loaded on first use (PEP 562), from the submodule that defines it: ``import tradebot_core`` costs
+pluggy and no more, so ``tradebot --help`` need not import numpy or pydantic.
 """
 
 from __future__ import annotations
@@ -26,66 +27,78 @@ DISTRIBUTION_NAME = "tradebot-orderflow"
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 """Marks a plugin's hook implementations: ``@hookimpl def register_detectors(register): ...``."""
 
-from .components import (  # noqa: E402  (hookimpl first: the modules below import it)
-    Broker,
-    Component,
-    Detector,
-    Feed,
-    NoSettings,
-    Notifier,
-    PluginContext,
-    PluginSettings,
-    RegimeClassifier,
-    Router,
-    Service,
-)
-from .config import ConfigError  # noqa: E402
-from .footprint import BAR_DTYPE, FootprintHistory  # noqa: E402
-from .instruments import Instrument, InstrumentRegistry, root_symbol  # noqa: E402
-from .ladder import DiagonalSettings, Imbalances, Ladder, exact_ratio, runs, weak_ratio  # noqa: E402
-from .secrets import redact, register_secret  # noqa: E402
-from .types import (  # noqa: E402
-    BUY,
-    PRICE_SCALE,
-    SELL,
-    TICK_DTYPE,
-    UNKNOWN_SIDE,
-    Direction,
-    Event,
-    EventKind,
-    FeedStatus,
-    FeedStatusKind,
-    Fill,
-    OrderIntent,
-    OrderSide,
-    OrderUpdate,
-    Regime,
-    RegimeState,
-    RouteDecision,
-    Signal,
-    TickBatch,
-    Trade,
-    empty_ticks,
-)
-
 if TYPE_CHECKING:
     from . import calendar, indicators
-    from .config import LoadedConfig, load_config
+    from .components import (
+        Broker,
+        Component,
+        Detector,
+        Feed,
+        NoSettings,
+        Notifier,
+        PluginContext,
+        PluginSettings,
+        RegimeClassifier,
+        Router,
+        Service,
+    )
+    from .config import ConfigError, LoadedConfig, load_config
+    from .footprint import BAR_DTYPE, FootprintHistory
+    from .instruments import Instrument, InstrumentRegistry, root_symbol
+    from .ladder import DiagonalSettings, Imbalances, Ladder, exact_ratio, runs, weak_ratio
     from .plugins import PluginManager
     from .run.runner import Pipeline
     from .run.view import RunView
+    from .secrets import redact, register_secret
     from .session import RunSummary
+    from .types import (
+        BUY,
+        PRICE_SCALE,
+        SELL,
+        TICK_DTYPE,
+        UNKNOWN_SIDE,
+        Direction,
+        Event,
+        EventKind,
+        FeedStatus,
+        FeedStatusKind,
+        Fill,
+        OrderIntent,
+        OrderSide,
+        OrderUpdate,
+        Regime,
+        RegimeState,
+        RouteDecision,
+        Signal,
+        TickBatch,
+        Trade,
+        empty_ticks,
+    )
 
-_LAZY = {
-    "Pipeline": ("run.runner", "Pipeline"),
-    "RunSummary": ("session", "RunSummary"),
-    "RunView": ("run.view", "RunView"),
-    "PluginManager": ("plugins", "PluginManager"),
-    "LoadedConfig": ("config", "LoadedConfig"),
-    "load_config": ("config", "load_config"),
-    "calendar": ("calendar", None),
-    "indicators": ("indicators", None),
+_MODULES = {
+    "components": (
+        "Broker Component Detector Feed NoSettings Notifier PluginContext PluginSettings "
+        "RegimeClassifier Router Service"
+    ),
+    "config": "ConfigError LoadedConfig load_config",
+    "footprint": "BAR_DTYPE FootprintHistory",
+    "instruments": "Instrument InstrumentRegistry root_symbol",
+    "ladder": "DiagonalSettings Imbalances Ladder exact_ratio runs weak_ratio",
+    "plugins": "PluginManager",
+    "run.runner": "Pipeline",
+    "run.view": "RunView",
+    "secrets": "redact register_secret",
+    "session": "RunSummary",
+    "types": (
+        "BUY PRICE_SCALE SELL TICK_DTYPE UNKNOWN_SIDE Direction Event EventKind FeedStatus "
+        "FeedStatusKind Fill OrderIntent OrderSide OrderUpdate Regime RegimeState RouteDecision "
+        "Signal TickBatch Trade empty_ticks"
+    ),
 }
+_LAZY: dict[str, tuple[str, str | None]] = {
+    name: (module, name) for module, names in _MODULES.items() for name in names.split()
+}
+_LAZY.update(calendar=("calendar", None), indicators=("indicators", None))
 
 
 def __getattr__(name: str) -> Any:
@@ -99,6 +112,10 @@ def __getattr__(name: str) -> Any:
     value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 __all__ = [

@@ -2,34 +2,52 @@
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import logging
+import os
 import signal
 import sys
 from contextlib import suppress
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.table import Table
 
-from . import __version__
-from .components import day_settings
-from .config import ConfigError, LoadedConfig, load_config
-from .plugins import PluginManager
-from .run.runner import Pipeline, RunSummary
+from . import PROJECT_NAME, __version__
 
-stderr = Console(stderr=True)
+# `tradebot --help` must stay quick: the pipeline, the config, the plugins and rich are imported
+# by the commands that use them
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+    from rich.console import Console
+
+    from .config import LoadedConfig
+    from .plugins import PluginManager
+    from .run.runner import Pipeline, RunSummary
+
 log = logging.getLogger("tradebot")
+
+COMMANDS_GROUP = f"{PROJECT_NAME}.commands"
+"""Plugin sub-commands: ``name = "module:function"``, the function returning the click command."""
+QUIET_ENV = "TRADEBOT_QUIET"
+"""Set (to 1) by ``tradebot run -q``: the console notifier prints warnings and errors only."""
+
+
+@functools.cache
+def _stderr() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
 
 SET_HELP = "Override a config key by its dotted path, e.g. --set feed.speed=max (repeatable)."
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
+    from rich.logging import RichHandler
+
     from .secrets import protect_handlers
 
     level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
@@ -37,7 +55,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         level=level,
         format="%(message)s",
         datefmt="%H:%M:%S",
-        handlers=[RichHandler(console=stderr, show_path=False, rich_tracebacks=True)],
+        handlers=[RichHandler(console=_stderr(), show_path=False, rich_tracebacks=True)],
         force=True,
     )
     protect_handlers()  # secrets scrubbed from this handler's records too, tracebacks included
@@ -50,25 +68,77 @@ def _fail(problems: list[str], code: int = 2) -> None:
 
 
 class _Cli(click.Group):
-    """Adds the sub-commands plugins declare through ``register_commands``."""
+    """The built-in commands, and the plugins'.
 
-    _loaded = False
+    A command declared in the ``tradebot.commands`` entry-point group is listed from the installed
+    distributions' metadata, described by its function's docstring, and built when it runs: the
+    help does not import what the command needs. The ``register_commands`` hook loads every
+    plugin, so it is called only for a name found nowhere else.
+    """
 
-    def _load_plugin_commands(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            PluginManager().hook.register_commands(cli=self)
+    _declared: dict[str, EntryPoint] | None = None
+    _hook_called = False
+
+    def declared(self) -> dict[str, EntryPoint]:
+        """The ``tradebot.commands`` entry points, by command name."""
+        if self._declared is None:
+            from importlib.metadata import entry_points
+
+            self._declared = {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
+        return self._declared
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_plugin_commands()
-        return super().list_commands(ctx)
+        return sorted({*self.commands, *self.declared()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        command = super().get_command(ctx, name)
-        if command is None:
-            self._load_plugin_commands()
-            command = super().get_command(ctx, name)
+        if name not in self.commands and name in self.declared():
+            self.add_command(self._build(name), name)
+        if name not in self.commands and not self._hook_called:
+            from .plugins import PluginManager
+
+            self._hook_called = True
+            PluginManager().hook.register_commands(cli=self)
+        return self.commands.get(name)
+
+    def _build(self, name: str) -> click.Command:
+        target = self._load(name)
+        command = target if isinstance(target, click.Command) else target()
+        if not isinstance(command, click.Command):
+            raise click.ClickException(
+                f"plugin command {name!r} ({self.declared()[name].value}) is not a click command"
+            )
         return command
+
+    def _load(self, name: str) -> Any:
+        entry_point = self.declared()[name]
+        try:
+            return entry_point.load()
+        except Exception as exc:  # a broken plugin must not take the command line down
+            raise click.ClickException(
+                f"plugin command {name!r} ({entry_point.value}) failed to load: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def _listed(self, name: str) -> click.Command:
+        """The command, or for one not built yet a stand-in carrying its function's docstring."""
+        if name in self.commands:
+            return self.commands[name]
+        try:
+            target = self._load(name)
+        except click.ClickException as exc:
+            return click.Command(name, help=exc.message)
+        if isinstance(target, click.Command):
+            return target
+        return click.Command(name, help=target.__doc__)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's own, but with the stand-ins
+        commands = [(name, self._listed(name)) for name in self.list_commands(ctx)]
+        commands = [(name, command) for name, command in commands if not command.hidden]
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, c.get_short_help_str(limit)) for name, c in commands])
 
 
 @click.group(cls=_Cli)
@@ -88,6 +158,9 @@ def cli() -> None:
 
 
 def _load(config: str, overrides: tuple[str, ...]) -> tuple[LoadedConfig, PluginManager]:
+    from .config import ConfigError, load_config
+    from .plugins import PluginManager
+
     try:
         loaded = load_config(config, overrides)
     except ConfigError as exc:
@@ -98,6 +171,9 @@ def _load(config: str, overrides: tuple[str, ...]) -> tuple[LoadedConfig, Plugin
 def build_pipeline(
     config: str, overrides: tuple[str, ...], journal: str | None = None, resume: bool = False
 ) -> Pipeline:
+    from .config import ConfigError
+    from .run.runner import Pipeline
+
     loaded, manager = _load(config, overrides)
     for failure in manager.failures:
         log.warning("plugin %r failed to load: %s", failure.plugin, failure.reason)
@@ -124,7 +200,13 @@ def build_pipeline(
     "ticks before rebuild bars and indicators without trading. Live feeds always resume.",
 )
 @click.option("-v", "--verbose", count=True, help="More logging.")
-@click.option("-q", "--quiet", is_flag=True, help="Warnings and the final summary only.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    envvar=QUIET_ENV,
+    help="Warnings, errors and the final summary only (also TRADEBOT_QUIET=1).",
+)
 def run(
     config: str,
     overrides: tuple[str, ...],
@@ -143,19 +225,30 @@ def run(
     broker. Ctrl-C or SIGTERM stops within a second. Exit status: 0 when the run completed or
     was stopped, 1 when it failed (the summary says why), 2 for a bad config.
     """
+    import asyncio
+
     _setup_logging(verbose, quiet)
-    pipeline = build_pipeline(config, overrides, journal, resume=resume)
+    was_quiet = os.environ.get(QUIET_ENV)
+    if quiet:  # read by the notifiers as they are built
+        os.environ[QUIET_ENV] = "1"
+    try:
+        pipeline = build_pipeline(config, overrides, journal, resume=resume)
+    finally:  # for a caller in the same process (tests)
+        if was_quiet is None:
+            os.environ.pop(QUIET_ENV, None)
     summary = asyncio.run(_run(pipeline))
     _print_summary(summary, pipeline)
     if summary_json:
         data = {k: v for k, v in summary.as_dict().items()}
         Path(summary_json).write_text(json.dumps(data, indent=2) + "\n")
     if summary.exit.startswith("failed"):
-        stderr.print(f"[red]run {summary.exit}[/]")
+        _stderr().print(f"[red]run {summary.exit}[/]")
         raise SystemExit(1)
 
 
 async def _run(pipeline: Pipeline) -> RunSummary:
+    import asyncio
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with suppress(NotImplementedError, RuntimeError):
@@ -169,6 +262,9 @@ async def _run(pipeline: Pipeline) -> RunSummary:
 
 
 def _print_summary(summary: RunSummary, pipeline: Pipeline) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     out = Console()
     table = Table(title=f"tradebot run: {summary.exit}", show_header=False)
     table.add_column("what")
@@ -225,6 +321,8 @@ def replay(
     tradebot replay tradebot.yaml --date 2024-11-13 --symbol ES --speed 100
     plays the 13th of November 2024 at 100x (an hour of ticks in 36 s).
     """
+    from .config import ConfigError
+
     _setup_logging(0, quiet)
     extra = [f"feed.speed={speed}", *overrides]
     if symbol:
@@ -238,6 +336,10 @@ def replay(
 
 def replay_override(config: str, overrides: list[str], day: Any) -> str:
     """``feed.<plugin>=<settings for that day>``, from the feed's own ``day_settings``."""
+    from .components import day_settings
+    from .config import load_config
+    from .plugins import PluginManager
+
     loaded = load_config(config, overrides)
     feed = loaded.config.feed
     info = PluginManager().get("feed", feed.plugin, loaded.where(("feed", "plugin")))
@@ -264,6 +366,12 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="A JSON list of {name, kind, version, ...}.")
 def plugins(as_json: bool) -> None:
     """List the installed components: feeds, detectors, regimes, routers, brokers, notifiers."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .config import ConfigError
+    from .plugins import PluginManager
+
     manager = PluginManager()
     try:
         rows = manager.listing()
@@ -279,7 +387,7 @@ def plugins(as_json: bool) -> None:
             table.add_row(*(row[c] for c in ("kind", "name", "version", "module", "source")))
         Console().print(table)
     for failure in manager.failures:
-        stderr.print(f"[yellow]plugin {failure.plugin!r} failed to load: {failure.reason}[/]")
+        _stderr().print(f"[yellow]plugin {failure.plugin!r} failed to load: {failure.reason}[/]")
 
 
 @cli.command()
@@ -287,6 +395,8 @@ def plugins(as_json: bool) -> None:
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 def init(path: str, force: bool) -> None:
     """Write a starter config to PATH (default tradebot.yaml): demo feed, paper broker."""
+    from importlib import resources
+
     target = Path(path)
     if target.exists() and not force:
         raise click.ClickException(f"{target} exists; use --force to overwrite it")

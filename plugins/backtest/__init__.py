@@ -1,18 +1,35 @@
 """Backtesting: ``tradebot backtest`` and ``tradebot stress``, on the same pipeline as a run.
 
-A plugin like any other: it adds its commands through the ``register_commands`` hook.
+The commands are declared in the ``tradebot.commands`` entry-point group (by the functions
+below, so that ``tradebot --help`` lists them without importing :mod:`.commands`, which imports
+the pipeline) and through the ``register_commands`` hook, which ``tradebot plugins`` lists.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tradebot_core import hookimpl
+
+if TYPE_CHECKING:
+    import click
+
+
+def backtest_command() -> click.Command:
+    """Backtest CONFIG one CME trading day per job, with the same plugins as `tradebot run`."""
+    from .commands import backtest
+
+    return backtest
+
+
+def stress_command() -> click.Command:
+    """Stress-test CONFIG: more slippage, time of day, day of week, Monte Carlo."""
+    from .commands import stress_command
+
+    return stress_command
 
 
 @hookimpl
 def register_commands(cli: Any) -> None:
-    from .commands import backtest, stress_command
-
-    cli.add_command(backtest)
-    cli.add_command(stress_command)
+    cli.add_command(backtest_command())
+    cli.add_command(stress_command())

@@ -5,11 +5,16 @@ $13.76``: the event's time in exchange time (the replayed time, not the wall clo
 and its message. Winning trades are green and losing ones red; a lost feed, a halt or a watchdog
 alarm is red, their recoveries green.
 
+Quiet (``quiet: true``, or ``TRADEBOT_QUIET=1``, which ``tradebot run -q`` sets), it prints only
+the warnings and errors: an error, a lost feed or a gap, a halt, a watchdog alarm, a broker that
+disagrees with the journal, a restart, a day not traded for its margin.
+
 Printing is synchronous (a terminal line takes microseconds), so there is no ``start``/``stop``.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Literal
@@ -53,6 +58,18 @@ FEED_STYLES = {
     "reconnected": "bold green",
 }
 SESSION_STYLES = {"halted": "bold red", "resumed": "bold green"}
+ALARMS = {
+    EventKind.ERROR,
+    EventKind.RECONCILIATION,
+    EventKind.REBOOT_DETECTED,
+    EventKind.HIGH_MARGIN_DAY,
+}
+"""Kinds that are always warnings or errors; a feed status, a session state and a watchdog event
+are by their payload (:func:`is_alarm`)."""
+
+
+def _quiet_from_env() -> bool:
+    return os.environ.get("TRADEBOT_QUIET", "").lower() in ("1", "true", "t", "yes", "y", "on")
 
 
 class ConsoleSettings(PluginSettings):
@@ -65,6 +82,8 @@ class ConsoleSettings(PluginSettings):
     timezone: str = "America/New_York"
     colour: bool = True
     """False: plain text even on a terminal (rich already drops colour when piped)."""
+    quiet: bool = Field(default_factory=_quiet_from_env)
+    """Warnings and errors only (default: whether ``TRADEBOT_QUIET`` is set, as by ``run -q``)."""
 
     @field_validator("timezone")
     @classmethod
@@ -101,7 +120,9 @@ class ConsoleNotifier:
         )
 
     def notify(self, event: Event) -> None:
-        """Print the event's line."""
+        """Print the event's line (quiet: only a warning's or an error's)."""
+        if self.settings.quiet and not is_alarm(event):
+            return
         self.console.print(self.render(event))
 
     def render(self, event: Event) -> Text:
@@ -129,6 +150,18 @@ def style_for(event: Event) -> str:
     if event.kind is EventKind.WATCHDOG and payload.get("stalled") is False:
         return "bold green"
     return STYLES.get(event.kind, "")
+
+
+def is_alarm(event: Event) -> bool:
+    """Whether the event is a warning or an error: what a quiet console still prints."""
+    if event.kind in ALARMS:
+        return True
+    payload = _payload(event)
+    if event.kind is EventKind.FEED_STATUS:
+        return payload.get("kind") in ("disconnected", "gap")
+    if event.kind is EventKind.SESSION_STATE:
+        return payload.get("state") == "halted"
+    return event.kind is EventKind.WATCHDOG and payload.get("stalled") is True
 
 
 def fallback(event: Event) -> str:

@@ -142,3 +142,81 @@ def test_demo_run_at_max_speed_trades_on_paper(repo_root, tmp_path):
     assert data["ticks"] > 100_000 and data["bars"] > 100
     assert data["trades"] > 0 and data["signals"] >= data["orders"]
     assert journal.exists()
+
+
+# -- start-up: what `tradebot --help` imports; -q ------------------------------------------------
+
+HEAVY_IMPORTS = r"""
+import sys
+
+def heavy():
+    return sorted(
+        name
+        for name in sys.modules
+        if name.split(".")[0] in ("numpy", "pandas", "pydantic", "rich", "tradebot_plugins")
+        or name.startswith("tradebot_core.run")
+    )
+
+import tradebot_core.cli
+print(heavy())
+try:
+    tradebot_core.cli.main(["--help"])
+except SystemExit:
+    pass
+print(heavy())
+"""
+
+
+def test_help_lists_plugin_commands_without_importing_plugins_or_numpy():
+    done = subprocess.run(
+        [sys.executable, "-c", HEAVY_IMPORTS],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "120"},
+        check=True,
+    )
+    *help_lines, after_help = done.stdout.strip().splitlines()
+    after_import, *help_lines = help_lines
+    assert after_import == "[]"
+    # listing a plugin's command imports only the module of the function that builds it
+    assert after_help == "['tradebot_plugins', 'tradebot_plugins.backtest']"
+    listed = {line.split()[0]: line for line in help_lines if line.startswith("  ")}
+    assert "one CME trading day per job" in listed["backtest"]
+    assert "Stress-test CONFIG" in listed["stress"]
+
+
+def test_plugin_commands_declared_by_entry_point_run():
+    assert "--from" in invoke("backtest", "--help").output
+    assert "--monte-carlo" in invoke("stress", "--help").output
+    assert invoke("nosuchcommand").exit_code == 2
+
+
+def test_quiet_run_prints_only_warnings_and_the_summary(repo_root, tmp_path):
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tradebot_core.cli",
+                "run",
+                str(repo_root / "tradebot.yaml"),
+                *("--set", "feed.speed=max", "--set", "services={}"),
+                *("--set", "feed.demo.trades_per_session=30000"),
+                *("--journal", str(tmp_path / f"journal{len(extra)}.db")),
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "COLUMNS": "120"},
+            check=True,
+        )
+
+    loud, quiet = run(), run("-q")
+    loud_lines = loud.stdout.splitlines() + loud.stderr.splitlines()
+    quiet_lines = quiet.stdout.splitlines() + quiet.stderr.splitlines()
+    assert "order " in loud.stderr and len(loud_lines) > 60  # the console notifier's lines
+    assert quiet.stderr == ""  # the demo run has no warning
+    assert "tradebot run: completed" in quiet.stdout and "signals per pattern" in quiet.stdout
+    assert len(quiet_lines) == len(quiet.stdout.splitlines()) < 40
