@@ -4,6 +4,7 @@ through a queue, the config with a token and a fake vendor key, and tick minutes
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import numpy as np
@@ -75,3 +76,12 @@ async def feed(ticks: np.ndarray, pipeline: Any) -> None:
             return
         await asyncio.sleep(0.01)
     raise TimeoutError("the pipeline did not take the batch within 5 s")
+
+
+async def paced(ticks, speed: float = 1.0) -> None:
+    """Hand ``ticks`` to the run at the pace of their timestamps (``speed`` 1: real time)."""
+    t0, wall0 = int(ticks["ts_event"][0]), time.monotonic()
+    for index in range(len(ticks)):  # one tick a batch, as a live feed often delivers them
+        due = (int(ticks["ts_event"][index]) - t0) / 1e9 / speed
+        await asyncio.sleep(max(0.0, wall0 + due - time.monotonic()))
+        await QueuedFeed.queue.put(TickBatch("ES", ticks[index : index + 1]))

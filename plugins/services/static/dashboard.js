@@ -7,7 +7,7 @@ const CHART_H = 640, HEAD_H = 34, FOOT_H = 36, AXIS_W = 64, COL_MIN = 100, COL_M
 const RATIO = 3, MIN_IMB = 10;  // as the imbalance detector: ask[P] vs bid[P-1], bid[P] vs ask[P+1]
 const KEEP_BARS = 60, KEEP_ROWS = 200;
 
-const state = { bars: [], lastPrice: null, dec: 2 };
+const state = { bars: [], forming: null, lastPrice: null, dec: 2 };
 let ROW_H = 16, COL_W = 108;  // fitted to the panel at each render
 const $ = (id) => document.getElementById(id);
 const SVG = "http://www.w3.org/2000/svg";
@@ -50,8 +50,10 @@ function decimals(step) { const s = String(step); return s.includes(".") ? s.spl
 
 function renderFootprint() {
   const root = $("footprint");
-  if (!state.bars.length) { root.textContent = "waiting for the first bar to close\u2026"; return; }
-  const step = tickOf(state.bars.slice(-SHOWN_BARS));
+  const forming = state.forming && (!state.bars.length || state.forming.ts_open > state.bars[state.bars.length - 1].ts_open) ? state.forming : null;
+  const all = forming ? state.bars.concat([forming]) : state.bars;
+  if (!all.length) { root.textContent = "waiting for the first bar to close\u2026"; return; }
+  const step = tickOf(all.slice(-SHOWN_BARS));
   state.dec = decimals(step);
   const room = root.clientWidth - AXIS_W - 2;
   const shown = Math.min(SHOWN_BARS, Math.max(MIN_BARS, Math.floor(room / COL_MIN)));
@@ -60,8 +62,8 @@ function renderFootprint() {
   // the newest bars whose prices fit one ladder together (at least the newest MIN_BARS)
   const bars = [];
   let hi = -Infinity, lo = Infinity;
-  for (let i = state.bars.length - 1; i >= 0 && bars.length < shown; i--) {
-    const b = state.bars[i];
+  for (let i = all.length - 1; i >= 0 && bars.length < shown; i--) {
+    const b = all[i];
     const h = Math.max(hi, tick(b.high)), l = Math.min(lo, tick(b.low));
     if (bars.length >= MIN_BARS && h - l + 1 > MAX_ROWS) break;
     bars.unshift(b); hi = h; lo = l;
@@ -88,7 +90,8 @@ function renderFootprint() {
 }
 
 function renderBar(bar, x0, y, tick, rows) {
-  const g = svg("g", { class: "fp-bar", "data-bar-ts": bar.ts_open });
+  // the bar still forming is drawn faded and dashed, and is not an .fp-bar (those are closed)
+  const g = svg("g", { class: bar.forming ? "fp-forming" : "fp-bar", "data-bar-ts": bar.ts_open });
   const mid = x0 + CANDLE_W + (COL_W - CANDLE_W) / 2;
   const left = x0 + CANDLE_W + 3, right = x0 + COL_W - 3;
   g.append(svg("line", { class: "fp-grid", x1: x0 + 0.5, x2: x0 + 0.5, y1: 0, y2: HEAD_H + rows * ROW_H + FOOT_H }));
@@ -104,7 +107,9 @@ function renderBar(bar, x0, y, tick, rows) {
   for (let t = high; t >= low; t--) {
     const [bid, ask] = at(t);
     const top = y(t), cy = top + ROW_H / 2;
-    const row = svg("g", { class: "fp-row" + (t === poc ? " poc" : ""), "data-price": bar.levels.length ? t : "" });
+    // a forming bar's POC may still move: marked apart from the closed bars' (.poc)
+    const pocClass = t === poc ? (bar.forming ? " poc-forming" : " poc") : "";
+    const row = svg("g", { class: "fp-row" + pocClass, "data-price": bar.levels.length ? t : "" });
     const w = ((bid + ask) / maxVol) * (right - left);
     row.append(svg("rect", { class: "fp-prof", x: left, y: top + 2, width: w, height: ROW_H - 4 }));
     const buyImb = t > low && ask >= MIN_IMB && ask >= RATIO * at(t - 1)[0];
@@ -136,6 +141,7 @@ function addBar(bar) {
   const known = state.bars.findIndex((b) => b.ts_open === bar.ts_open);
   if (known >= 0) state.bars[known] = bar; else state.bars.push(bar);
   if (state.bars.length > KEEP_BARS) state.bars.splice(0, state.bars.length - KEEP_BARS);
+  if (state.forming && state.forming.ts_open <= bar.ts_open) state.forming = null;
   state.lastPrice = bar.close;
 }
 
@@ -155,11 +161,28 @@ function signalRow(s) {
   const tr = el("tr");
   const decided = s.approved === undefined || s.approved === null ? "" : (s.approved ? "approved" : "rejected");
   const why = Array.isArray(s.reasons) ? s.reasons : [];
-  const decision = el("td", "decision " + decided, decided + (decided === "rejected" && why.length ? ": " + why[why.length - 1] : ""));
+  // the last reason is the one that decided ("rule: warming up (12/28 bars)"): shown without its label
+  const last = why.length ? String(why[why.length - 1]).replace(/^rule: /, "") : "";
+  const decision = el("td", "decision " + decided, decided + (decided === "rejected" && last ? ": " + last : ""));
   decision.title = why.join("\n");
+  tr.title = why.join("\n");
   tr.append(el("td", "", fmtTime(s.ts_ns)), el("td", "", s.pattern), sideCell(s.direction),
             el("td", "", px(s.price)), el("td", "num", Number(s.strength).toFixed(2)), decision);
+  if (why.length) {
+    tr.classList.add("has-reasons");
+    tr.addEventListener("click", () => toggleReasons(tr, why));
+  }
   return tr;
+}
+function toggleReasons(tr, why) {  // a details row under the signal: the whole chain of reasons
+  const next = tr.nextElementSibling;
+  if (next && next.classList.contains("reasons")) { next.remove(); tr.classList.remove("open"); return; }
+  const row = el("tr", "reasons"), cell = el("td");
+  cell.colSpan = tr.cells.length;
+  const list = el("ol");
+  for (const reason of why) list.append(el("li", "", reason));
+  cell.append(list); row.append(cell);
+  tr.after(row); tr.classList.add("open");
 }
 function prepend(tableId, row, fresh) {
   const body = $(tableId).tBodies[0];
@@ -179,25 +202,42 @@ function renderStatus(s) {
     pill.title = s.risk.halt_reason || "";
   }
   $("pnl").textContent = money(s.risk.realized); tone($("pnl"), s.risk.realized);
-  $("position").textContent = signed(s.position);
-  $("open-count").textContent = s.positions.length > 1 ? `${s.positions.length} open` : "";
   $("balance").textContent = money(s.account.balance);
   $("trade-count").textContent = String(s.summary.trades);
   if (s.last_price) { $("last").textContent = px(s.last_price); state.lastPrice = s.last_price; }
   if (s.last_ts_ns) $("last-time").textContent = fmtTime(s.last_ts_ns) + " ET";
   if (s.regime) renderRegime(s.regime);
   $("token-state").textContent = s.token_configured ? "" : "control disabled: no token configured";
-  fill("positions", s.positions.map((p) => {
-    const tr = el("tr");
-    tr.append(sideCell(p.direction), el("td", "", String(p.quantity)), el("td", "", px(p.entry_price)),
-              el("td", "sell", px(p.stop_price)), el("td", "buy", px(p.target_price)));
-    return tr;
-  }));
-  $("flat").hidden = s.positions.length > 0;
+  renderPosition(s);
   const form = $("settings");
   for (const key of ["daily_profit_target", "daily_loss_limit", "max_position"]) {
     if (document.activeElement !== form.elements[key]) form.elements[key].value = s.risk[key];
   }
+}
+function renderPosition(s) {  // from the status and from each live message
+  $("position").textContent = signed(s.position);
+  $("open-count").textContent = s.positions.length > 1 ? `${s.positions.length} open` : "";
+  const u = $("unrealized");
+  u.textContent = s.positions.length ? money(s.unrealized_pnl) : "\u2013"; tone(u, s.positions.length ? s.unrealized_pnl : 0);
+  fill("positions", s.positions.map((p) => {
+    const tr = el("tr");
+    const pnl = el("td", "num", p.unrealized_pnl === null ? "\u2013" : money(p.unrealized_pnl));
+    tone(pnl, p.unrealized_pnl);
+    tr.append(sideCell(p.direction), el("td", "", String(p.quantity)), el("td", "", px(p.entry_price)),
+              el("td", "sell", px(p.stop_price)), el("td", "buy", px(p.target_price)), pnl);
+    return tr;
+  }));
+  $("flat").hidden = s.positions.length > 0;
+}
+let formingFrame = null;
+function renderLive(d) {  // the live message: between bar closes, 4 a second at most
+  if (d.last_price) { $("last").textContent = px(d.last_price); state.lastPrice = d.last_price; }
+  if (d.last_ts_ns) $("last-time").textContent = fmtTime(d.last_ts_ns) + " ET";
+  $("pnl").textContent = money(d.realized_pnl); tone($("pnl"), d.realized_pnl);
+  renderPosition(d);
+  const closed = state.bars.length ? state.bars[state.bars.length - 1].ts_open : -1;
+  state.forming = d.forming_bar && d.forming_bar.ts_open > closed ? d.forming_bar : null;
+  if (!formingFrame) formingFrame = requestAnimationFrame(() => { formingFrame = null; renderFootprint(); });
 }
 function renderStatistics(st) {
   $("win-rate").textContent = st.win_rate === null ? "\u2013" : Math.round(st.win_rate * 100) + "%";
@@ -265,6 +305,7 @@ function connect() {
         break;
       }
       case "regime": renderRegime(m.data); break;
+      case "live": renderLive(m.data); break;
       case "resync": loadAll().catch(() => {}); break;
       case "signal": break;  // shown with its decision
       default: refreshStatusSoon();
