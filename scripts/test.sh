@@ -13,6 +13,7 @@ echo "ruff check ."
 python3 -m ruff check .
 echo "ruff format --check ."
 python3 -m ruff format --check .
+echo "mypy" && python3 -m mypy  # type-checks tradebot_core ([tool.mypy] in pyproject.toml)
 
 ci=false
 if [ "${CI:-}" = true ]; then

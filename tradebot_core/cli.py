@@ -331,6 +331,7 @@ def replay(
         extra.append(replay_override(config, extra, day.date()))
     except (ConfigError, ValueError) as exc:
         _fail(getattr(exc, "problems", [str(exc)]))
+    assert run.callback is not None  # the function under @cli.command()
     run.callback(config, tuple(extra), summary_json, journal, False, 0, quiet)
 
 

@@ -113,7 +113,7 @@ class Feed(Component):
         raise NotImplementedError
 
 
-def day_settings(feed_cls: type, settings: dict[str, Any], day: date) -> dict[str, Any]:
+def day_settings(feed_cls: type[Feed], settings: dict[str, Any], day: date) -> dict[str, Any]:
     """The settings that make ``feed_cls`` play ``day``, or a clear error if it cannot."""
     method = getattr(feed_cls, "day_settings", None)
     if method is None:

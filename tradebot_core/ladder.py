@@ -26,6 +26,7 @@ from .components import PluginSettings
 from .footprint import BAR_DTYPE, FootprintHistory
 from .types import Direction, Signal
 
+assert BAR_DTYPE.names is not None  # a structured dtype
 _FIELD = {name: i for i, name in enumerate(BAR_DTYPE.names)}
 
 ZeroWeakSide = Literal["imbalance", "as_one", "ignore"]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from itertools import pairwise
+from typing import cast
 
 import numpy as np
 
@@ -26,15 +27,18 @@ async def paced(
     speed: float | str,
     slice_wall_s: float = 0.1,
     unpaced: Callable[[], bool] = lambda: False,
-) -> AsyncIterator[Item]:
+) -> AsyncGenerator[Item, None]:
     """``stream`` at ``speed``; while ``unpaced()`` is true (a resumed run rebuilding what it
     had already played) items pass at once and the clock starts again after them."""
+    # A feed's stream() is an async generator (the Feed contract) but is annotated AsyncIterator,
+    # as typing advises for generators; closing it needs the generator's aclose().
+    feed = cast("AsyncGenerator[Item, None]", stream)
     if speed == "max":
-        async with aclosing(stream):
-            async for item in stream:
+        async with aclosing(feed):
+            async for item in feed:
                 yield item
         return
-    async with aclosing(stream):
+    async with aclosing(feed):
         async for item in _paced(stream, float(speed), slice_wall_s, unpaced):
             yield item
 

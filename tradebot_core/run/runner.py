@@ -264,8 +264,12 @@ class Pipeline:
         """Where the account stands: resumed (live, or ``resume``) or fresh (replays)."""
         assert self.store is not None and self.journal is not None
         saved = self.store.load()
-        carry = saved is not None and saved.get("symbol") == self.config.symbol
-        carry = carry and saved.get("account_id") is not None and (self.live or self.resume_journal)
+        carry = (
+            saved is not None
+            and saved.get("symbol") == self.config.symbol
+            and saved.get("account_id") is not None
+            and (self.live or self.resume_journal)
+        )
         if not carry or saved is None:
             self.account_id = run_id
             self.journal.set_account(run_id)
