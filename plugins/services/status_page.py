@@ -1,7 +1,9 @@
 """The ``status_page`` service: a REST API, a WebSocket and a dashboard, served by aiohttp.
 
-It runs in the pipeline's event loop and only observes: its bus callback appends events to
-per-client queues (bounded: a slow browser loses old bar updates, never slows the pipeline).
+It runs in the pipeline's event loop and uses only the run's view (``pipeline.view``): its bus
+callback appends events to per-client queues (bounded: a slow browser loses old bar updates, never
+slows the pipeline); journal reads run in a thread of its own through the view's read-only
+connection; a task samples the view every 250 ms for the ``live`` message.
 
 | route | what |
 |---|---|
@@ -12,7 +14,8 @@ per-client queues (bounded: a slow browser loses old bar updates, never slows th
 | ``GET /api/positions``, ``statistics``, ``bars`` | open positions, run statistics, recent bars |
 | ``POST /api/session/start|stop|halt|resume`` | control (bearer token) |
 | ``POST /api/settings`` | profit target, loss limit, max position, symbol (bearer token) |
-| ``GET /ws`` | bars, signals, decisions, orders, fills, trades, regime and state, as they happen |
+| ``GET /ws`` | bars, signals, decisions, orders, fills, trades, regime and state, as they happen; |
+| | ``live`` (price, position, P&L, the forming bar) between bar closes, 4 a second at most |
 | ``GET /favicon.ico`` | a small SVG icon |
 
 Control semantics: ``halt`` stops new entries from the next bar (open positions keep their
