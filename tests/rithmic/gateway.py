@@ -353,6 +353,40 @@ class RithmicGateway:
         await self._match(trade)
         return sent
 
+    async def repeat_trades(self, symbol: str, count: int = 1, exchange: str = "CME") -> int:
+        """Send the last ``count`` trades of the symbol again, as new last trades [150] (not
+        snapshots), without recording them again: a gateway repeating what it sent before a
+        reconnect. Returns the number of messages sent."""
+        trades = [t for t in self.history if (t.symbol, t.exchange) == (symbol, exchange)]
+        sent = 0
+        for trade in trades[len(trades) - count :]:
+            volume = sum(
+                t.size
+                for t in self.history[: self.history.index(trade) + 1]
+                if (t.symbol, t.exchange) == (symbol, exchange)
+            )
+            message = LastTrade(
+                template_id=150,
+                symbol=symbol,
+                exchange=exchange,
+                presence_bits=LastTrade.LAST_TRADE | LastTrade.VOLUME,
+                is_snapshot=False,
+                trade_price=trade.price,
+                trade_size=trade.size,
+                aggressor=AGGRESSOR[trade.aggressor],
+                volume=volume,
+                ssboe=trade.ssboe,
+                usecs=trade.usecs,
+                source_ssboe=trade.ssboe,
+                source_usecs=trade.usecs,
+            )
+            for session in list(self.sessions):
+                bits = session.subscriptions.get((symbol, exchange), 0)
+                if session.plant == "ticker" and bits & MarketDataRq.LAST_TRADE:
+                    await self._send(session, message)
+                    sent += 1
+        return sent
+
     async def drop(self, plant: str | None = None, clean: bool = False) -> int:
         """Cut the sockets of ``plant`` (all when None): abort the TCP connection, or, when
         ``clean``, close the WebSocket with code 1001. Returns how many were cut."""
