@@ -83,8 +83,6 @@ ENV = {
     "app_name": "RITHMIC_APP_NAME",
     "app_version": "RITHMIC_APP_VERSION",
 }
-MAX_PENDING_BATCHES = 64
-"""Batches waiting for the consumer before the tick callback stops being drained (memory)."""
 _RP_CODE = re.compile(r"""['"]rp_?[cC]ode['"]:\s*\[([^\]]*)\]""")
 _Row = tuple[int, int, int, int]  # ts_event ns, fixed-point price, size, side
 

@@ -36,11 +36,12 @@ from tradebot_core import (
 from tradebot_core.config import load_config
 
 CA = "loopback-rithmic-ca.pem"  # where RithmicGateway.start writes its throwaway CA
+PASSWORD = "feed-test-pass"  # registered as a secret for the process: not a common word
 
 
 @pytest.fixture
 async def gateway(tmp_path):
-    gw = await RithmicGateway(heartbeat_interval=3.0).start(tmp_path)
+    gw = await RithmicGateway(users={"trader": PASSWORD}, heartbeat_interval=3.0).start(tmp_path)
     yield gw
     await gw.stop()
 
@@ -48,7 +49,7 @@ async def gateway(tmp_path):
 def settings(gateway: RithmicGateway, tmp_path: Path, **overrides: Any) -> RithmicFeedSettings:
     values: dict[str, Any] = {
         "user": "trader",
-        "password": "secret",
+        "password": PASSWORD,
         "system_name": "Rithmic Test",
         "gateway": gateway.url,
         "ca_file": tmp_path / CA,
@@ -435,7 +436,7 @@ risk: {{daily_profit_target: 100000, daily_loss_limit: -100000, max_position: 1}
 
 async def test_a_run_with_the_rithmic_feed_and_the_paper_broker(gateway, tmp_path, monkeypatch):
     monkeypatch.setenv("RITHMIC_USER", "trader")
-    monkeypatch.setenv("RITHMIC_PASSWORD", "secret")
+    monkeypatch.setenv("RITHMIC_PASSWORD", PASSWORD)
     monkeypatch.setenv("RITHMIC_SYSTEM", "Rithmic Paper Trading")
     monkeypatch.setenv("RITHMIC_GATEWAY", gateway.url)
     start = time.time() - 20
@@ -469,3 +470,15 @@ async def test_a_run_with_the_rithmic_feed_and_the_paper_broker(gateway, tmp_pat
     assert pipeline.feed_connected
     assert [login.system_name for login in gateway.logins][:1] == ["Rithmic Paper Trading"]
     await gateway.wait_for(lambda: not gateway.connected("ticker"))
+
+
+async def test_gives_up_after_reconnect_max_attempts(gateway, tmp_path):
+    feed = make_feed(gateway, tmp_path, reconnect_max_attempts=2, backfill=False)
+    reader = await started(gateway, feed)
+    await gateway.push_trade("ESZ6", 6000.0, 1, "B")
+    await reader.wait_for(lambda: len(reader.ticks) == 1)
+    await gateway.stop()  # the gateway is gone: every reconnect attempt is refused
+    await asyncio.wait_for(reader.task, 10)
+    assert isinstance(reader.error, RithmicFeedError)
+    assert "gave up after 2 reconnect attempt(s)" in str(reader.error)
+    assert reader.statuses() == [FeedStatusKind.CONNECTED, FeedStatusKind.DISCONNECTED]
