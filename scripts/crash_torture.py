@@ -18,6 +18,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -94,6 +95,19 @@ def account_trades(journal_path: Path) -> list[tuple[Any, ...]]:
     finally:
         journal.close()
     return [tuple(row[f] for f in TRADE_FIELDS) for row in rows]
+
+
+def started(journal_path: Path, process: subprocess.Popen, timeout_s: float) -> None:
+    """Wait until ``process`` has opened the journal and started its run (or ended)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True) as db:
+                if db.execute("SELECT 1 FROM runs WHERE pid = ?", (process.pid,)).fetchone():
+                    return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
 
 
 def resume_point(journal_path: Path) -> tuple[int, int, int]:
@@ -188,7 +202,11 @@ def torture(
                     stderr=subprocess.DEVNULL,
                     env={**os.environ, "NO_COLOR": "1"},
                 )
-                time.sleep(rng.uniform(0.2, max_delay_s))
+                if rng.random() < 0.15:  # now and then, a kill while it starts up
+                    time.sleep(rng.uniform(0.0, 0.5))
+                else:  # mostly while it trades: a random moment after its run row exists
+                    started(journal, process, timeout_s=120)
+                    time.sleep(rng.uniform(0.05, max_delay_s))
                 if process.poll() is not None:
                     break  # it finished before the kill
                 os.kill(process.pid, signal.SIGKILL)

@@ -223,7 +223,8 @@ def run(
     command gives the same result; --resume continues the journal's instead. A live feed
     resumes the journal's account, positions, orders and day P&L, and checks them against the
     broker. Ctrl-C or SIGTERM stops within a second. Exit status: 0 when the run completed or
-    was stopped, 1 when it failed (the summary says why), 2 for a bad config.
+    was stopped, 1 when it failed (the summary says why), 2 for a bad config, 3 when it will not
+    trade today (a high margin day: see risk.margin_limits).
     """
     import asyncio
 
@@ -244,6 +245,8 @@ def run(
     if summary.exit.startswith("failed"):
         _stderr().print(f"[red]run {summary.exit}[/]")
         raise SystemExit(1)
+    if summary.exit.startswith("not_trading"):  # a high margin day: systemd must not restart
+        raise SystemExit(3)  # it in a loop (RestartPreventExitStatus=3); tomorrow trades
 
 
 async def _run(pipeline: Pipeline) -> RunSummary:

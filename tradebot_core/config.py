@@ -113,6 +113,11 @@ class RiskSettings(_Strict):
     """A signal against the open position: ``reject`` it, or ``reverse`` (flatten, then enter)."""
     price_band_pct: Decimal = Field(default=Decimal("5"), gt=0, le=100)
     """A trade print further than this from the last good price is dropped (a bad tick)."""
+    margin_limits: dict[str, Decimal] = Field(
+        default_factory=lambda: {"MES": Decimal("40"), "ES": Decimal("400")}
+    )
+    """Day-trade margin per contract above which a day is not traded (a "high margin day"):
+    checked with the broker before the day's first trade. Symbols not listed are not limited."""
     reconcile: Literal["halt", "adopt"] = "halt"
     """At start, if the broker's positions or orders differ from the journal's: ``halt`` until
     an operator resumes, or ``adopt`` the broker's view."""
@@ -283,6 +288,8 @@ class LoadedConfig:
         for end in range(len(keys), 0, -1):
             item = self.overridden.get(keys[:end])
             if item is not None:
+                if item.startswith("env:"):
+                    return f"environment {item[4:]}: {'.'.join(keys)}"
                 return f"--set {item}: {'.'.join(keys)}"
         line = None
         for end in range(len(keys), 0, -1):
@@ -357,6 +364,12 @@ def load_config(
     missing: dict[tuple[str, ...], str] = {}
     raw = _interpolate(raw, env, (), missing)
     overridden: dict[tuple[str, ...], str] = {}
+    for name, override in environment_overrides(env):
+        keys, old, new = _apply_override(raw, override)
+        secret = _looks_secret(keys)
+        shown = f"{name}=***" if secret else f"{name}={override.partition('=')[2]}"
+        for changed in _changed(keys, old, new):
+            overridden[changed] = f"env:{shown}"
     for override in overrides:
         _note_override(overridden, override, *_apply_override(raw, override))
     loaded = LoadedConfig(
@@ -368,6 +381,39 @@ def load_config(
         overridden=overridden,
     )
     return _validated(loaded)
+
+
+ENVIRONMENT: dict[str, str] = {
+    "TRADING_SYMBOL": "symbol",
+    "DAILY_PROFIT_TARGET": "risk.daily_profit_target",
+    "DAILY_LOSS_LIMIT": "risk.daily_loss_limit",
+    "MES_MARGIN_LIMIT": "risk.margin_limits.MES",
+    "ES_MARGIN_LIMIT": "risk.margin_limits.ES",
+    "DISCORD_WEBHOOK_URL": "notifiers.discord.webhook_url",
+}
+"""The environment variables our users know, and the config keys they set (over the file,
+under ``--set``). ``TRADING_MODE`` (``paper`` | ``live``) picks the broker: ``live`` selects
+``TRADING_BROKER`` (default ``rithmic``) with ``live.enabled: true``, which still needs
+``TRADEBOT_LIVE=1`` to trade. See docs/configuration.md."""
+
+
+def environment_overrides(env: dict[str, str]) -> list[tuple[str, str]]:
+    """``(variable, "key=value")`` for each documented variable set (and not empty)."""
+    found = []
+    for name, key in ENVIRONMENT.items():
+        value = env.get(name, "").strip()
+        if value:
+            found.append((name, f"{key}={value}"))
+    mode = env.get("TRADING_MODE", "").strip().lower()
+    if mode == "paper":
+        found.append(("TRADING_MODE", "broker.plugin=paper"))
+    elif mode == "live":
+        broker = env.get("TRADING_BROKER", "").strip() or "rithmic"
+        found.append(("TRADING_MODE", f"broker.plugin={broker}"))
+        found.append(("TRADING_MODE", "live.enabled=true"))
+    elif mode:
+        raise ConfigError([f"environment TRADING_MODE={mode}: must be paper or live"])
+    return found
 
 
 def _note_override(

@@ -26,6 +26,8 @@ class RiskState:
     halt_reason: str = ""
     manual_halt: bool = False
     entries_closed: bool = False  # after the auto-flatten, until the next day
+    closed_reason: str = ""
+    margin_checked: bool = False  # the day's margins were checked with the broker
     counters: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -37,6 +39,8 @@ class RiskState:
             "halt_reason": self.halt_reason,
             "manual_halt": self.manual_halt,
             "entries_closed": self.entries_closed,
+            "closed_reason": self.closed_reason,
+            "margin_checked": self.margin_checked,
         }
 
     @classmethod
@@ -49,6 +53,8 @@ class RiskState:
             halt_reason=data.get("halt_reason", ""),
             manual_halt=bool(data.get("manual_halt")),
             entries_closed=bool(data.get("entries_closed")),
+            closed_reason=data.get("closed_reason", ""),
+            margin_checked=bool(data.get("margin_checked")),
         )
 
 
@@ -75,7 +81,7 @@ class RiskManager:
         if self.state.halted:
             return f"halted: {self.state.halt_reason}"
         if self.state.entries_closed:
-            return "entries closed for the day (after the auto-flatten)"
+            return f"entries closed for the day ({self.state.closed_reason or 'auto-flatten'})"
         if exposure + intent.quantity > s.max_position:
             return (
                 f"max position {s.max_position}: {exposure} open or pending, "
@@ -118,8 +124,9 @@ class RiskManager:
         self.state.manual_halt = False
         self.state.halt_reason = ""
 
-    def close_entries(self) -> None:
+    def close_entries(self, reason: str = "after the auto-flatten") -> None:
         self.state.entries_closed = True
+        self.state.closed_reason = self.state.closed_reason or reason
 
     def update_settings(self, **changes: Any) -> None:
         """Apply new limits to the running session (validated as the config is)."""

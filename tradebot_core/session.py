@@ -152,6 +152,7 @@ class Session:
         self._in_slice = False
         self._margin_days: set[date | None] = set()
         self._band_f = float(config.risk.price_band_pct) / 100
+        self.exit_request: str | None = None  # the session asks the run to end (e.g. margins)
         broker.on_fill = self.on_fill
         broker.on_order_update = self.on_order_update
 
@@ -343,6 +344,8 @@ class Session:
         reverse = False
         if intent is not None:
             intent = self._apply_account(intent, reasons)
+            if not self.risk.state.margin_checked:
+                self._check_margin(intent.symbol, ts_ns)
             why, reverse = self._position_check(intent)
             if why is None:
                 exposure = 0 if reverse else self._exposure(intent.direction)
@@ -391,6 +394,36 @@ class Session:
 
     def _exposure(self, direction: Direction) -> int:
         return self.positions.exposure + self.orders.pending_quantity(direction)
+
+    def _check_margin(self, symbol: str, ts_ns: int) -> None:
+        """Before the day's first trade: the broker's day-trade margin per contract against
+        ``risk.margin_limits``. Above it, the day is not traded (a high margin day); a live run
+        then stops with ``exit_request`` set (exit status 3: try again the next trading day)."""
+        self.risk.state.margin_checked = True
+        self._dirty = True
+        limits = self.config.risk.margin_limits
+        limit = limits.get(symbol, limits.get(root_symbol(symbol)))
+        day_margin = getattr(self.broker, "day_margin", None)
+        if limit is None or day_margin is None:
+            return
+        margin = day_margin(symbol)
+        if margin is None or Decimal(margin) <= limit:
+            return
+        reason = f"high margin day: {symbol} margin ${margin} per contract > limit ${limit}"
+        self.risk.close_entries(reason)
+        self.bus.publish(
+            EventKind.HIGH_MARGIN_DAY,
+            ts_ns,
+            {
+                "symbol": symbol,
+                "margin": str(margin),
+                "limit": str(limit),
+                "day": self.risk.state.day.isoformat() if self.risk.state.day else None,
+                "reason": reason,
+            },
+            f"not trading today: {reason}",
+        )
+        self.exit_request = f"not trading today: {reason}"
 
     def _margin_day(self, why: str, ts_ns: int) -> None:
         if self.risk.state.day in self._margin_days:

@@ -51,6 +51,22 @@ class PaperSettings(PluginSettings):
     commissions: dict[str, Decimal] = Field(default_factory=dict)
     """Per-symbol overrides of commission_per_side, e.g. {ES: 2.25}."""
     limit_fill: str = Field(default="through", pattern="^(through|touch)$")
+    day_margins: dict[str, Decimal] = Field(
+        default_factory=lambda: dict(DAY_MARGINS), validate_default=True
+    )
+    """Day-trade margin per contract the simulated account is charged (a live broker reads its
+    own): what ``risk.margin_limits`` is checked against before a day's first trade."""
+
+
+DAY_MARGINS = {
+    "MES": Decimal("40"),
+    "ES": Decimal("400"),
+    "MNQ": Decimal("100"),
+    "NQ": Decimal("1000"),
+    "CL": Decimal("1000"),
+    "GC": Decimal("1000"),
+}
+"""Common discount-broker day-trade margins (US$ per contract)."""
 
 
 @dataclass
@@ -159,6 +175,11 @@ class PaperBroker(Broker):
                 continue
             kept.append(bracket)
         self._working = kept
+
+    def day_margin(self, symbol: str) -> Decimal | None:
+        """Today's day-trade margin per contract (from the settings' table)."""
+        margins = self.settings.day_margins
+        return margins.get(symbol, margins.get(root_symbol(symbol)))
 
     def report(self) -> dict[str, Any]:
         """What the venue holds: net position per symbol and the working order ids."""

@@ -70,6 +70,14 @@ def rows(db: Path, sql: str, *params) -> list[tuple]:
         return connection.execute(sql, params).fetchall()
 
 
+def has_rows(db: Path, sql: str) -> bool:
+    """For waiting: False until the journal exists with its tables and the query finds rows."""
+    try:
+        return db.exists() and bool(rows(db, sql)[0][0])
+    except sqlite3.Error:  # the run has not created its tables yet
+        return False
+
+
 def test_thirty_kill9s_at_random_moments_leave_a_journal_that_restarts_right(tmp_path):
     report = torture(30, seed=2026, folder=tmp_path, max_delay_s=2.5)
     assert report["kills"] == 30
@@ -102,7 +110,7 @@ def test_an_operator_halt_survives_kill9(tmp_path):
     assert answer.status_code == 200, answer.text
     journal = tmp_path / "j.db"
     wait_for(
-        lambda: rows(journal, "SELECT count(*) FROM session_state WHERE state = 'halted'")[0][0],
+        lambda: has_rows(journal, "SELECT count(*) FROM session_state WHERE state = 'halted'"),
         10,
         "the halt to be journaled",
     )
@@ -203,10 +211,7 @@ def test_sigterm_on_a_feed_that_yields_nothing_stops_within_a_second(tmp_path, s
     )
     journal = tmp_path / "j.db"
     wait_for(
-        lambda: (
-            journal.exists()
-            and rows(journal, "SELECT count(*) FROM events WHERE kind = 'system_start'")[0][0]
-        ),
+        lambda: has_rows(journal, "SELECT count(*) FROM events WHERE kind = 'system_start'"),
         60,
         "the run to start",
     )

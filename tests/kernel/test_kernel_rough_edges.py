@@ -79,9 +79,12 @@ def test_a_misspelt_key_under_feed_is_an_error_naming_it(tmp_path):
     )
     result = invoke("validate", str(path), "--set", f"journal.path={tmp_path / 'j.db'}")
     assert result.exit_code == 2
+    from tradebot_core import PluginManager
+
+    feeds = ", ".join(sorted(PluginManager().components["feed"]))
     assert errors(result) == [
-        "error: tradebot.yaml:3: feed.sped: unknown key (not a setting, nor a feed plugin: "
-        "databento, databento_live, demo, file, polygon)"
+        "error: tradebot.yaml:3: feed.sped: unknown key "
+        f"(not a setting, nor a feed plugin: {feeds})"
     ]
 
 

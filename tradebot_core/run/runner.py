@@ -331,7 +331,7 @@ class Pipeline:
         except asyncio.CancelledError:
             if not self.stop_requested:
                 raise
-        if self.stop_requested:
+        if self.stop_requested and not self.summary.exit.startswith("not_trading"):
             self.summary.exit = "stopped"
 
     async def _consume_feed(self) -> None:
@@ -346,6 +346,9 @@ class Pipeline:
                 else:
                     session.process_batch(item)
                     self.last_batch_monotonic = time.monotonic()
+                if session.exit_request and self.live:
+                    self.summary.exit = f"not_trading: {session.exit_request}"
+                    return
                 if self.stop_requested:
                     return
         session.end_session(session.last_ts_ns)  # the feed ended: its last bar is complete
