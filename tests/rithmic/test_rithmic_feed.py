@@ -434,15 +434,11 @@ risk: {{daily_profit_target: 100000, daily_loss_limit: -100000, max_position: 1}
 """
 
 
-async def test_a_run_with_the_rithmic_feed_and_the_paper_broker(gateway, tmp_path, monkeypatch):
+def pipeline_for(gateway, tmp_path, monkeypatch, password: str = PASSWORD) -> Pipeline:
     monkeypatch.setenv("RITHMIC_USER", "trader")
-    monkeypatch.setenv("RITHMIC_PASSWORD", PASSWORD)
+    monkeypatch.setenv("RITHMIC_PASSWORD", password)
     monkeypatch.setenv("RITHMIC_SYSTEM", "Rithmic Paper Trading")
     monkeypatch.setenv("RITHMIC_GATEWAY", gateway.url)
-    start = time.time() - 20
-    prices = [6000.0, 6000.25, 6000.5, 6000.25, 6000.0, 5999.75, 6000.0, 6000.5]
-    gateway.history = trades_at("ESZ6", start, [(p, 2, "B" if i % 2 else "S") for i, p in
-                                                enumerate(prices)])  # fmt: skip
     path = tmp_path / "tradebot.yaml"
     path.write_text(PIPELINE_CONFIG.format(ca=tmp_path / CA, journal=tmp_path / "journal.db"))
     loaded = load_config(path, ("account.tiers=[]",))
@@ -450,7 +446,25 @@ async def test_a_run_with_the_rithmic_feed_and_the_paper_broker(gateway, tmp_pat
     manager.register(paper_plugin, "paper")
     manager.register(rithmic_plugin, "rithmic")
     manager.register(KernelTestPlugin(), "kernel-test")
-    pipeline = Pipeline(loaded, manager, journal_path=tmp_path / "journal.db")
+    return Pipeline(loaded, manager, journal_path=tmp_path / "journal.db")
+
+
+async def test_a_refused_login_fails_the_run(gateway, tmp_path, monkeypatch, caplog):
+    password = "run-Wr0ng-pass"
+    pipeline = pipeline_for(gateway, tmp_path, monkeypatch, password)
+    with caplog.at_level(logging.DEBUG):
+        summary = await asyncio.wait_for(pipeline.run(), 10)
+    assert summary.exit.startswith("failed: Rithmic system 'Rithmic Paper Trading'")
+    assert "permission denied" in summary.exit
+    assert password not in summary.exit and password not in caplog.text
+
+
+async def test_a_run_with_the_rithmic_feed_and_the_paper_broker(gateway, tmp_path, monkeypatch):
+    start = time.time() - 20
+    prices = [6000.0, 6000.25, 6000.5, 6000.25, 6000.0, 5999.75, 6000.0, 6000.5]
+    gateway.history = trades_at("ESZ6", start, [(p, 2, "B" if i % 2 else "S") for i, p in
+                                                enumerate(prices)])  # fmt: skip
+    pipeline = pipeline_for(gateway, tmp_path, monkeypatch)
     assert pipeline.live
 
     run = asyncio.create_task(pipeline.run())
