@@ -167,6 +167,10 @@ class Session:
         ticks = self._sanitize(batch)
         if len(ticks) == 0:
             return
+        if batch.warmup:  # history a live feed replays: bars and indicators, no trading
+            self._warm(ticks)
+            self.warmup_ticks = max(self.warmup_ticks, self.ticks_done)
+            return
         if not self.trading:
             left = self.warmup_ticks - self.ticks_done
             if len(ticks) <= left:
@@ -668,8 +672,10 @@ class Session:
                 f"({change.new.symbol}) at balance ${change.balance}",
             )
         reason = self.risk.on_trade(trade)
-        if reason is not None:
-            self._publish_state("halted", reason, trade.exit_ts_ns)
+        if reason is not None:  # a success or an alarm: notifiers tell them apart by state
+            target = reason.startswith("daily profit target")
+            state = "profit_target" if target else "loss_limit"
+            self._publish_state(state, reason, trade.exit_ts_ns)
             self.flatten_all(reason, trade.exit_ts_ns)
 
     # -- flatten -------------------------------------------------------------------------------

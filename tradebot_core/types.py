@@ -39,10 +39,14 @@ def empty_ticks(n: int = 0) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class TickBatch:
-    """Trades of one instrument, in time order; ``ticks`` has dtype :data:`TICK_DTYPE`."""
+    """Trades of one instrument, in time order; ``ticks`` has dtype :data:`TICK_DTYPE`.
+
+    ``warmup``: trades from before the run started (a live feed's replay of the session so
+    far): they build bars and indicators but never trade."""
 
     symbol: str
     ticks: np.ndarray
+    warmup: bool = False
 
     def __len__(self) -> int:
         return len(self.ticks)
@@ -203,6 +207,7 @@ class Trade(_Model):
 
 class EventKind(StrEnum):
     SYSTEM_START = "system_start"
+    SYSTEM_REBOOT = "system_reboot"  # the machine rebooted since the last run (its boot id)
     SYSTEM_STOP = "system_stop"
     REBOOT_DETECTED = "reboot_detected"
     FEED_STATUS = "feed_status"

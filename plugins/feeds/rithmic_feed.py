@@ -537,11 +537,11 @@ class RithmicFeed(Feed):
         rows, self._pending = self._pending, []
         self._emit_rows(self._dedup.accept(rows, "live"))
 
-    def _emit_rows(self, rows: list[_Row]) -> None:
+    def _emit_rows(self, rows: list[_Row], warmup: bool = False) -> None:
         size = self.settings.batch_size
         for i in range(0, len(rows), size):
             ticks = np.array(rows[i : i + size], dtype=TICK_DTYPE)
-            self._emit(TickBatch(self.symbol, ticks))
+            self._emit(TickBatch(self.symbol, ticks, warmup=warmup))
 
     async def _flush_timer(self) -> None:
         max_s = self.settings.batch_ms / 1000
@@ -623,7 +623,7 @@ class RithmicFeed(Feed):
             return
         kept = self._dedup.accept(rows, "replay")
         log.info("rithmic: warm-up replayed %d trades since %s", len(kept), _iso(start))
-        self._emit_rows(kept)
+        self._emit_rows(kept, warmup=True)  # bars and indicators only: the kernel never trades them
         self._dedup.arm()  # the seam: held live trades may repeat the replay's last ones
         self._release_held()
 

@@ -176,7 +176,8 @@ def colour_for(event: Event, payload: dict[str, Any]) -> int:
             status, GREY
         )
     if kind is EventKind.SESSION_STATE:
-        return {"halted": RED, "resumed": GREEN}.get(str(payload.get("state", "")), YELLOW)
+        states = {"halted": RED, "loss_limit": RED, "resumed": GREEN, "profit_target": GREEN}
+        return states.get(str(payload.get("state", "")), YELLOW)
     if kind is EventKind.WATCHDOG and payload.get("stalled") is False:
         return GREEN
     return COLOURS.get(kind, GREY)

@@ -57,7 +57,12 @@ FEED_STYLES = {
     "connected": "green",
     "reconnected": "bold green",
 }
-SESSION_STYLES = {"halted": "bold red", "resumed": "bold green"}
+SESSION_STYLES = {
+    "halted": "bold red",
+    "loss_limit": "bold red",
+    "resumed": "bold green",
+    "profit_target": "bold green",
+}
 ALARMS = {
     EventKind.ERROR,
     EventKind.RECONCILIATION,

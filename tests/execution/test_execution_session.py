@@ -390,3 +390,37 @@ def test_a_silent_feed_is_flat_at_1555_by_the_wall_clock_and_gets_its_digest(tmp
     (digest,) = [e for e in events if e.kind is EventKind.DAILY_DIGEST]
     assert digest.ts_ns == ns(et(16, 0))
     assert digest.payload["trades"] == 1
+
+
+def test_warmup_batches_build_bars_but_never_trade():
+    from tradebot_core import TickBatch
+    from tradebot_core.testing import ScriptedFeed
+
+    ticks = session_ticks(seed=8, n=8_000)
+    ScriptedFeed_stream = ScriptedFeed.stream
+
+    async def marked(self):  # the first half arrives as a live feed's replay of the session
+        async for item in ScriptedFeed_stream(self):
+            if (
+                isinstance(item, TickBatch)
+                and item.ticks["ts_event"][-1] < ticks["ts_event"][4_000]
+            ):
+                item = TickBatch(item.symbol, item.ticks, warmup=True)
+            yield item
+
+    ScriptedFeed.stream = marked
+    try:
+        result = run_pipeline(
+            ticks,
+            plugins=[Detectors()],
+            detectors={"always_long": {}},
+            batches=16,
+            config={"risk": {"max_position": 1}},
+        )
+    finally:
+        ScriptedFeed.stream = ScriptedFeed_stream
+    first_live = int(ticks["ts_event"][4_000])
+    assert result.summary["warmup_ticks"] == 4_000
+    fills = fills_of(result)
+    assert fills and min(f.ts_ns for f in fills) >= first_live
+    assert result.signals and min(s.bar_ts_ns for s in result.signals) >= first_live - 60 * 10**9

@@ -107,7 +107,7 @@ def test_daily_loss_limit_halts_entries_and_is_journaled(build_pipeline, tmp_pat
     summary = run(build_pipeline([session_ticks()], "risk.daily_loss_limit=-1", journal=journal))
     trades = journal_rows(journal, "SELECT net_pnl, exit_ts_ns FROM trades ORDER BY exit_ts_ns")
     states = journal_rows(journal, "SELECT state, reason, ts_ns FROM session_state")
-    halts = [s for s in states if s["state"] == "halted"]
+    halts = [s for s in states if s["state"] in ("halted", "loss_limit", "profit_target")]
     assert halts and "daily loss limit" in halts[0]["reason"]
     first_loss = next(t for t in trades if Decimal(t["net_pnl"]) < 0)
     assert halts[0]["ts_ns"] == first_loss["exit_ts_ns"]
@@ -232,7 +232,7 @@ def test_a_batch_spanning_two_trading_days_rolls_at_the_same_tick_as_small_batch
     first_after_roll = ticks["ts_event"][np.searchsorted(ticks["ts_event"], roll_ns)]
     assert new_days[1]["ts_ns"] == first_after_roll
     # the loss limit halted day one; day two trades again
-    assert any(s["state"] == "halted" and s["ts_ns"] < roll_ns for s in states)
+    assert any(s["state"] == "loss_limit" and s["ts_ns"] < roll_ns for s in states)
     assert any(t["entry_ts_ns"] > roll_ns for t in outcomes[0][1])
     assert len(outcomes[0][2]) == 2
 

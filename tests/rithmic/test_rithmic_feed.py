@@ -334,6 +334,10 @@ async def test_warmup_replays_the_session_before_live_trades(gateway, tmp_path):
     ]
     expected += [(ns(at), fixed("6000.5"), 3, 1), (ns(at + 0.5), fixed("6000.75"), 1, 1)]
     assert reader.ticks == expected
+    # the replay only warms bars and indicators; the kernel trades the live trades alone
+    marked = [(row[0], batch.warmup) for batch in reader.batches for row in batch.ticks.tolist()]
+    # (the trade at the seam came in the replay, its live copy was the duplicate dropped)
+    assert [warm for _, warm in marked] == [True] * (len(history) + 1) + [False]
     assert feed.duplicates_dropped == 1  # the trade at the seam, live and replayed
     assert isinstance(reader.items[0], FeedStatus)
     assert reader.items[0].kind is FeedStatusKind.CONNECTED

@@ -47,6 +47,9 @@ from .view import RunView
 
 log = logging.getLogger(__name__)
 
+BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
+"""Linux's id of this boot: a new one means the machine rebooted."""
+
 STOP_GRACE_S = 0.5
 """How long a stop request waits for the feed to yield before the feed is cancelled."""
 
@@ -234,6 +237,7 @@ class Pipeline:
         unclean = journal.previous_run_unfinished()
         run_id = journal.start_run(self.config_hash, __version__, self.config.symbol)
         self.session.id_prefix = f"R{run_id}"
+        self._check_boot(journal)
         self._restore(unclean, run_id)
         store = self.store
         account_id = self.account_id
@@ -259,6 +263,22 @@ class Pipeline:
             f"{self.config.timeframe_s}s bars, feed {self.config.feed.plugin}",
         )
         self.session.commit()
+
+    def _check_boot(self, journal: Journal) -> None:
+        """Tell when the machine rebooted since the last run (Linux's boot id changed)."""
+        try:
+            boot_id = BOOT_ID.read_text().strip()
+        except OSError:
+            return
+        previous = journal.load_state("boot_id")
+        journal.save_state("boot_id", boot_id)
+        if previous and previous != boot_id:
+            self.bus.publish(
+                EventKind.SYSTEM_REBOOT,
+                time.time_ns(),
+                {"boot_id": boot_id, "previous_boot_id": previous},
+                "the machine rebooted since the last run",
+            )
 
     def _restore(self, unclean: bool, run_id: int) -> None:
         """Where the account stands: resumed (live, or ``resume``) or fresh (replays)."""
