@@ -28,6 +28,8 @@ class RiskState:
     entries_closed: bool = False  # after the auto-flatten, until the next day
     closed_reason: str = ""
     margin_checked: bool = False  # the day's margins were checked with the broker
+    wins: int = 0
+    by_pattern: dict[str, list[str]] = field(default_factory=dict)  # pattern -> [trades, net]
     counters: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -41,6 +43,8 @@ class RiskState:
             "entries_closed": self.entries_closed,
             "closed_reason": self.closed_reason,
             "margin_checked": self.margin_checked,
+            "wins": self.wins,
+            "by_pattern": self.by_pattern,
         }
 
     @classmethod
@@ -55,6 +59,8 @@ class RiskState:
             entries_closed=bool(data.get("entries_closed")),
             closed_reason=data.get("closed_reason", ""),
             margin_checked=bool(data.get("margin_checked")),
+            wins=int(data.get("wins", 0)),
+            by_pattern={k: list(v) for k, v in data.get("by_pattern", {}).items()},
         )
 
 
@@ -99,6 +105,12 @@ class RiskManager:
         """Book a closed trade; returns the reason if it reached a daily limit."""
         self.state.realized += trade.net_pnl
         self.state.trades += 1
+        self.state.wins += trade.net_pnl > 0
+        count, net = self.state.by_pattern.get(trade.pattern or "?", ["0", "0"])
+        self.state.by_pattern[trade.pattern or "?"] = [
+            str(int(count) + 1),
+            str(Decimal(net) + trade.net_pnl),
+        ]
         if self.state.halted:
             return None
         if self.state.realized >= self.settings.daily_profit_target:

@@ -789,9 +789,15 @@ class Session:
             {
                 "day": day.isoformat(),
                 "trades": state.trades,
+                "wins": state.wins,
+                "win_rate": round(state.wins / state.trades, 4) if state.trades else None,
                 "realized_pnl": str(state.realized),
                 "balance": str(self.account.balance),
                 "tier": self.account.tier.name if self.account.tier else None,
+                "by_pattern": {
+                    pattern: {"trades": int(count), "net_pnl": net}
+                    for pattern, (count, net) in sorted(state.by_pattern.items())
+                },
                 "patterns": dict(self.summary.patterns),
                 "halted": state.halted,
             },
