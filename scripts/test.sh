@@ -33,22 +33,19 @@ have_chromium() {
   command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
 }
 
-# The browser tests drive Debian's Chromium (Playwright cannot download its own here).
-if ! have_chromium; then
+# Debian packages the tests use: Chromium for the browser tests (Playwright cannot download its
+# own here), systemd-analyze to verify the units and shellcheck for the deploy script.
+missing=()
+have_chromium || missing+=(chromium)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+if [ "${#missing[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    echo "installing chromium for the browser tests..."
-    (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null \
-      || true
-    have_chromium || no_browser "chromium could not be installed (apt-get install chromium)"
-  else
-    no_browser "chromium is not installed (and installing it needs apt-get as root)"
+    echo "installing ${missing[*]} for the tests..."
+    (apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}") \
+      >/dev/null || true
   fi
 fi
-
-# tests/deploy: systemd-analyze verifies the units (with CI=true a missing one fails the test)
-if ! command -v systemd-analyze >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
-  && [ "$(id -u)" = 0 ]; then
-  (apt-get update -qq && apt-get install -y -qq --no-install-recommends systemd) >/dev/null || true
-fi
+have_chromium || no_browser "chromium is not installed (apt-get install chromium, as root)"
 
 exec python3 -m pytest -n "${TRADEBOT_TEST_WORKERS:-auto}" "$@"
