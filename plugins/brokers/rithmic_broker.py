@@ -29,7 +29,7 @@ Threads: the kernel calls ``submit_bracket``/``flatten``/``cancel``/``report`` s
 start). So the client runs in its own thread with its own event loop: requests are scheduled on
 it and return at once; the reports come back through ``on_fill``/``on_order_update`` on the
 kernel's event loop (``call_soon_threadsafe``) when one is running, else directly. Only the first
-``report()`` (or one after a reconnect) waits for the listings, at most ``request_timeout_s``.
+``report()`` waits for the listings (at most 3 x ``request_timeout_s``).
 
 ``async_rithmic`` is imported inside the methods: importing this module is cheap.
 """
@@ -231,6 +231,8 @@ class RithmicBroker(Broker):
         self._positions: dict[str, int] = {}  # contract -> net, from listings and fills
         self._working: set[str] = set()  # our order ids working at Rithmic
         self._synced = threading.Event()
+        self._ever_synced = False
+        self._first_listing: concurrent.futures.Future[Any] | None = None
         self.forced_logouts = 0
         self.reconnects = 0
         self.duplicate_fills = 0
@@ -274,13 +276,17 @@ class RithmicBroker(Broker):
     def report(self) -> dict[str, Any]:
         """The broker's word: ``{"positions": {symbol: net}, "working": [our order ids]}``,
         from Rithmic's order and position listings (re-read on every (re)connect) and the
-        notifications since. The first call waits for the listings."""
-        if not self._synced.is_set():
-            future = self._run(self._ensure_connected())
-            timeout = self.settings.request_timeout_s * 3
-            with contextlib.suppress(Exception):
-                future.result(timeout)
-            self._synced.wait(timeout)
+        notifications since. The first call waits for the first listing; later calls never
+        block (while a reconnect's listing is on its way they answer with what was known)."""
+        if not self._ever_synced:
+            if self._first_listing is None:
+                self._first_listing = self._run(self._ensure_connected())
+                try:
+                    self._first_listing.result(self.settings.request_timeout_s * 3)
+                except Exception as exc:
+                    log.error("rithmic broker: no listing from Rithmic for report(): %s", exc)
+            elif self._first_listing.done():  # it failed: try again, without waiting
+                self._first_listing = self._run(self._ensure_connected())
         positions: dict[str, int] = {}
         for contract, net in list(self._positions.items()):
             if net:
@@ -292,10 +298,9 @@ class RithmicBroker(Broker):
         """Log out and stop the client's thread."""
         if self._loop is None:
             return
-        if self._client is not None:
-            future = asyncio.run_coroutine_threadsafe(self._client.disconnect(), self._loop)
-            with contextlib.suppress(Exception):
-                future.result(10)
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        with contextlib.suppress(Exception):
+            future.result(15)
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
@@ -303,6 +308,24 @@ class RithmicBroker(Broker):
         self._loop = self._thread = self._client = None
         self._connected = False
         self._synced.clear()
+        self._ever_synced = False
+
+    async def _shutdown(self) -> None:
+        """Log out, then end every task of the client's loop (reconnect loops included)."""
+        if self._client is not None:
+            await self._shutdown_client(self._client)
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    async def _shutdown_client(client: RithmicClient) -> None:
+        with contextlib.suppress(Exception):
+            await client.disconnect()
+        for plant in client.plants.values():
+            with contextlib.suppress(Exception):
+                await plant._stop_background_tasks()
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.close)
@@ -412,6 +435,8 @@ class RithmicBroker(Broker):
                 ) from exc
             accounts = [a.account_id for a in client.accounts or []]
             if self.account_id not in accounts:
+                await self._shutdown_client(client)
+                self._client = None
                 raise RithmicBrokerError(
                     f"Rithmic broker: account {self.account_id!r} is not this user's "
                     f"(accounts: {', '.join(accounts) or 'none'})"
@@ -486,6 +511,7 @@ class RithmicBroker(Broker):
         self._working = working
         self._positions = {p.symbol: int(p.net_quantity) for p in positions}
         self._synced.set()
+        self._ever_synced = True
         log.info(
             "rithmic broker: positions %s, working %s",
             {k: v for k, v in self._positions.items() if v} or "flat",
@@ -579,9 +605,6 @@ class RithmicBroker(Broker):
         client = await self._ensure_connected()
         order.contract = await self._contract(order.symbol)
         self._flattens.setdefault(order.contract, []).append(order.order_id)
-        for other in self._orders.values():  # the kernel cancels these in its books
-            if other.contract == order.contract and other.role in ("stop", "target"):
-                other.cancel_reason = reason
         await client.exit_position(
             symbol=order.contract,
             exchange=self.settings.exchange,

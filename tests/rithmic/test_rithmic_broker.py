@@ -233,16 +233,18 @@ async def brokers(gateway, tmp_path):
 
     def make(**overrides) -> tuple[RithmicBroker, Reports]:
         settings = RithmicBrokerSettings(
-            user="trader",
-            password="secret",
-            system_name=SYSTEM,
-            gateway=gateway.url,
-            account_id=ACCOUNT,
-            ca_file=tmp_path / "loopback-rithmic-ca.pem",  # written by the gateway
-            reconnect_interval_s=0.05,
-            reconnect_backoff="constant",
-            request_timeout_s=2.0,
-            **overrides,
+            **{
+                "user": "trader",
+                "password": "secret",
+                "system_name": SYSTEM,
+                "gateway": gateway.url,
+                "account_id": ACCOUNT,
+                "ca_file": tmp_path / "loopback-rithmic-ca.pem",  # written by the gateway
+                "reconnect_interval_s": 0.05,
+                "reconnect_backoff": "constant",
+                "request_timeout_s": 2.0,
+            }
+            | overrides
         )
         context = PluginContext(
             symbol="ES", instruments=InstrumentRegistry(), timeframe_s=60, data_dir=tmp_path
@@ -323,6 +325,17 @@ async def test_broker_rejects(gateway, brokers):
     assert "max order quantity exceeded" in seen.updates[-1].reason
     assert broker.report() == {"positions": {}, "working": []}
     assert gateway.order_requests["RequestBracketOrder"] == 2
+
+
+async def test_broker_unknown_account_rejects_clearly(gateway, brokers, caplog):
+    broker, seen = brokers(account_id="LOOP-9999")
+    with caplog.at_level(logging.ERROR):
+        assert await asyncio.to_thread(broker.report) == {"positions": {}, "working": []}
+    assert any("LOOP-9999" in r.getMessage() for r in caplog.records)
+    broker.submit_bracket(intent(), "R1-B1", 0)
+    await gateway.wait_for(lambda: seen.status("R1-B1-entry") == ["rejected"])
+    assert "account 'LOOP-9999' is not this user's" in seen.updates[0].reason
+    assert gateway.order_requests["RequestBracketOrder"] == 0
 
 
 async def test_broker_flatten_confirmed_flat(gateway, brokers):
