@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import sys
 import traceback
 from dataclasses import dataclass
 from types import ModuleType
@@ -90,6 +91,8 @@ class PluginManager:
         self._components: dict[str, dict[str, ComponentInfo]] | None = None
         self.malformed: dict[tuple[str, str], list[str]] = {}
         self.registration_problems: list[str] = []
+        self._installed: set[str] | None = None
+        self._registered_by: dict[type, str] = {}
         self.not_loaded: dict[str, str] = {}  # entry point name -> why (environment switches)
         if load_entrypoints:
             self.load_entrypoints()
@@ -215,8 +218,14 @@ class PluginManager:
                 if excluded
                 else getattr(self.pm.hook, hook_name)
             )
+
+            def register(cls: type, registered: list[type] = registered) -> None:
+                # where the call came from: the plugin's hook (for classes defined elsewhere)
+                self._registered_by[cls] = sys._getframe(1).f_globals.get("__name__", "")
+                registered.append(cls)
+
             try:
-                caller(register=registered.append)
+                caller(register=register)
             except Exception as exc:
                 culprit = self._plugin_in_traceback(exc)
                 if culprit is None or culprit in excluded:
@@ -256,19 +265,21 @@ class PluginManager:
         return modules
 
     def _plugin_of(self, cls: type) -> str:
-        """The plugin a component class came from, from the class itself: the plugin module
-        (or package) that defines it."""
+        """The plugin a component class came from: the plugin module (or package) that defines
+        the class, else the plugin whose hook registered it (a plugin may register classes it
+        imports from elsewhere)."""
         for plugin in self.pm.get_plugins():
             if getattr(plugin, "component_class", None) is cls:
                 return self.pm.get_name(plugin) or "?"
-        module = cls.__module__
-        best, best_len = "?", -1
-        for name, plugin in self._plugin_modules().items():
-            package = name.rpartition(".")[0] if "." in name else name
-            for prefix in (name, package):
-                if (module == prefix or module.startswith(prefix + ".")) and len(prefix) > best_len:
-                    best, best_len = self.pm.get_name(plugin) or "?", len(prefix)
-        return best
+        modules = self._plugin_modules()
+        for module in (cls.__module__, self._registered_by.get(cls, "")):
+            best, best_len = "", -1
+            for name in modules:
+                if (module == name or module.startswith(name + ".")) and len(name) > best_len:
+                    best, best_len = name, len(name)
+            if best:
+                return self.pm.get_name(modules[best]) or "?"
+        return "?"
 
     def _info(self, cls: type, kind: str) -> ComponentInfo:
         plugin_name = self._plugin_of(cls)
@@ -365,6 +376,13 @@ class PluginManager:
             where = loaded.where(path) if loaded else ".".join(path)
             raise ConfigError([f"{where}: {kind} {name!r} could not start: {exc}"]) from exc
 
+    def _installed_names(self) -> set[str]:
+        """The entry-point names installed (read once: reading them costs ~40 ms)."""
+        if self._installed is None:
+            group = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+            self._installed = {ep.name for ep in group}
+        return self._installed
+
     def stray_keys(
         self, kind: str, path: tuple[str, ...], loaded: LoadedConfig | None
     ) -> list[str]:
@@ -379,7 +397,7 @@ class PluginManager:
         if not isinstance(choice, PluginChoice) or path != (kind, choice.plugin):
             return []
         names = set(self.components[kind]) | {failure.plugin for failure in self.failures}
-        names |= {ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        names |= self._installed_names()
         known = ", ".join(sorted(self.components[kind])) or "none installed"
         return [
             f"{loaded.where((kind, key))}: unknown key (not a setting, nor a {kind} plugin: "

@@ -153,6 +153,7 @@ class Session:
         self._margin_days: set[date | None] = set()
         self._band_f = float(config.risk.price_band_pct) / 100
         self.exit_request: str | None = None  # the session asks the run to end (e.g. margins)
+        self.bars_only = False  # warm-up builds bars alone (a backtest's first pass)
         broker.on_fill = self.on_fill
         broker.on_order_update = self.on_order_update
 
@@ -184,7 +185,8 @@ class Session:
         """Bars, regime and detectors from ``ticks``, without trading or journaling."""
         for _ in self.engine.update(ticks, reveal=False):
             self.engine.release_next()
-            self._classify_and_detect()
+            if not self.bars_only:
+                self._classify_and_detect()
         self.ticks_done += len(ticks)
         self.summary.warmup_ticks += len(ticks)
         self.last_ts_ns = int(ticks["ts_event"][-1])
@@ -828,7 +830,8 @@ class Session:
         if not self.trading:
             if self.engine.flush(reveal=False):
                 self.engine.release_next()
-                self._classify_and_detect()
+                if not self.bars_only:
+                    self._classify_and_detect()
             return
         if self.engine.flush(reveal=False):
             self._on_bar_closed(ts_ns)

@@ -75,7 +75,8 @@ def day_bars(job: DayJob) -> BarSet:
     """The closed footprint bars of one day (the first pass of a backtest: cheap, no trading)."""
     loaded = day_config(job.loaded, job.day)
     pipeline = Pipeline(loaded, _manager(), journal_path=":memory:")
-    pipeline.session.warmup_ticks = 1 << 62  # every tick only builds bars
+    pipeline.session.warmup_ticks = 1 << 62  # every tick only builds bars...
+    pipeline.session.bars_only = True  # ...and no regime or detector runs on them
     asyncio.run(pipeline.run())
     return pipeline.session.history.export()
 

@@ -412,9 +412,11 @@ def test_registered_under_the_rithmic_entry_point():
     from importlib.metadata import entry_points
 
     (ep,) = [e for e in entry_points(group="tradebot") if e.name == "rithmic"]
-    assert ep.value == "tradebot_plugins.feeds.rithmic_feed"
+    assert ep.value == "tradebot_plugins.rithmic"  # one plugin: the feed and the broker
     manager = PluginManager()
-    assert manager.get("feed", "rithmic", "rithmic").cls is RithmicFeed
+    info = manager.get("feed", "rithmic", "rithmic")
+    assert (info.cls, info.plugin) == (RithmicFeed, "rithmic")
+    assert manager.get("broker", "rithmic", "rithmic").plugin == "rithmic"
 
 
 PIPELINE_CONFIG = """
