@@ -31,6 +31,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from datetime import date, datetime, time
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -94,24 +95,56 @@ class TradingCalendar:
         session_close: time | None = None,
         rth: tuple[time, time] = (RTH_OPEN, RTH_CLOSE),
     ) -> None:
-        import exchange_calendars
-
         self.name = name
         self._session_close = session_close
         self._rth = rth
         self._lock = threading.Lock()
-        dispatcher = exchange_calendars.calendar_utils.global_calendar_dispatcher
-        try:  # the calendar's class, without building its default 20 years
-            cls = dispatcher._calendar_factories[dispatcher.resolve_alias(name)]
-        except (AttributeError, KeyError, TypeError):
-            with warnings.catch_warnings():  # its pandas calls warn of pandas 4 changes
-                warnings.simplefilter("ignore")
-                cls = type(exchange_calendars.get_calendar(name))
-        self._limits = (cls.default_start().date(), cls.default_end().date())
-        self._cls = cls
+        self._class: Any = None
+        self._limit_days: tuple[date, date] | None = None
         self._sessions: _Sessions | None = None
 
     # -- building ------------------------------------------------------------------------------
+
+    @property
+    def _cls(self) -> Any:
+        """The exchange_calendars class (importing it costs ~1 s: only on a cache miss)."""
+        if self._class is None:
+            import exchange_calendars
+
+            dispatcher = exchange_calendars.calendar_utils.global_calendar_dispatcher
+            try:  # the calendar's class, without building its default 20 years
+                cls = dispatcher._calendar_factories[dispatcher.resolve_alias(self.name)]
+            except (AttributeError, KeyError, TypeError):
+                with warnings.catch_warnings():  # its pandas calls warn of pandas 4 changes
+                    warnings.simplefilter("ignore")
+                    cls = type(exchange_calendars.get_calendar(self.name))
+            self._class = cls
+        return self._class
+
+    @property
+    def _limits(self) -> tuple[date, date]:
+        """The first and last days the calendar covers (from the disk cache when it can)."""
+        if self._limit_days is None:
+            cached = _cache_load(self._cache_key("limits"))
+            if cached is not None:
+                self._limit_days = (
+                    date.fromordinal(int(cached["limits"][0])),
+                    date.fromordinal(int(cached["limits"][1])),
+                )
+            else:
+                cls = self._cls
+                first, last = cls.default_start().date(), cls.default_end().date()
+                self._limit_days = (first, last)
+                _cache_save(
+                    self._cache_key("limits"),
+                    limits=np.array([first.toordinal(), last.toordinal()], dtype=np.int64),
+                )
+        return self._limit_days
+
+    def _cache_key(self, what: str) -> str:
+        rth = "-".join(t.strftime("%H%M") for t in self._rth)
+        close = self._session_close.strftime("%H%M") if self._session_close else "none"
+        return f"{self.name}-{_calendars_version()}-{close}-{rth}-{what}"
 
     def _covering(self, lo: date, hi: date) -> _Sessions:
         """The sessions, built (or grown) to cover ``lo`` to ``hi`` as far as the limits allow."""
@@ -124,14 +157,50 @@ class TradingCalendar:
             sessions = self._sessions
             if sessions is not None and sessions.start <= lo and hi <= sessions.end:
                 return sessions
-            start = max(first, date.fromordinal(lo.toordinal() - WINDOW_DAYS))
-            end = min(last, date.fromordinal(hi.toordinal() + WINDOW_DAYS))
+            # whole years around the window, so that runs on nearby dates share a cached build
+            start = date.fromordinal(lo.toordinal() - WINDOW_DAYS).replace(month=1, day=1)
+            end = date.fromordinal(hi.toordinal() + WINDOW_DAYS).replace(month=12, day=31)
+            start, end = max(first, start), min(last, end)
             if sessions is not None:
                 start, end = min(start, sessions.start), max(end, sessions.end)
             self._sessions = sessions = self._build(start, end)
         return sessions
 
     def _build(self, start: date, end: date) -> _Sessions:
+        key = self._cache_key(f"{start.isoformat()}-{end.isoformat()}")
+        cached = _cache_load(key)
+        if cached is None:
+            cached = self._compute(start, end)
+            _cache_save(key, **cached)
+        ordinals = [int(o) for o in cached["ordinals"]]
+        days = [date.fromordinal(o) for o in ordinals]
+        opens, closes = cached["opens"], cached["closes"]
+        rolls = cached["rolls"]
+        return _Sessions(
+            start=start,
+            end=end,
+            days=days,
+            ordinals=ordinals,
+            bounds={
+                day: DayBounds(day, int(o), int(c), int(ro), int(rc), bool(e))
+                for day, o, c, ro, rc, e in zip(
+                    days,
+                    opens,
+                    closes,
+                    cached["rth_open"],
+                    cached["rth_close"],
+                    cached["early"],
+                    strict=True,
+                )
+            },
+            rolls=rolls,
+            roll_list=rolls.tolist(),
+            day_array=np.array(ordinals, dtype=np.int64),
+            first_open=int(opens[0]) if len(opens) else 0,
+        )
+
+    def _compute(self, start: date, end: date) -> dict[str, np.ndarray]:
+        """The sessions from exchange_calendars (pandas): the slow path, cached on disk."""
         import pandas as pd
 
         with warnings.catch_warnings():  # its pandas calls warn of pandas 4 changes
@@ -156,27 +225,18 @@ class TradingCalendar:
         rth_close = np.minimum(rth_close_regular, closes)
         early = (closes < regular_close) | (rth_close < rth_close_regular)
 
-        days: list[date] = [d.date() for d in dates]
-        ordinals = [d.toordinal() for d in days]
+        ordinals = np.array([d.date().toordinal() for d in dates], dtype=np.int64)
         # the day roll of each session: 18:00 ET on its date; a timestamp belongs to the first
         # session whose roll is later than it
-        rolls = wall(DAY_ROLL)
-        return _Sessions(
-            start=start,
-            end=end,
-            days=days,
-            ordinals=ordinals,
-            bounds={
-                day: DayBounds(day, int(o), int(c), int(ro), int(rc), bool(e))
-                for day, o, c, ro, rc, e in zip(
-                    days, opens, closes, rth_open, rth_close, early, strict=True
-                )
-            },
-            rolls=rolls,
-            roll_list=rolls.tolist(),
-            day_array=np.array(ordinals, dtype=np.int64),
-            first_open=int(opens[0]) if len(opens) else 0,
-        )
+        return {
+            "ordinals": ordinals,
+            "opens": opens,
+            "closes": closes,
+            "rth_open": rth_open,
+            "rth_close": rth_close,
+            "early": np.asarray(early, dtype=bool),
+            "rolls": wall(DAY_ROLL),
+        }
 
     def _around(self, day: date) -> _Sessions:
         return self._covering(day, day)
@@ -287,6 +347,56 @@ class TradingCalendar:
 _CALENDAR_OPTIONS: dict[str, dict[str, Any]] = {CALENDAR_NAME: {"session_close": GLOBEX_CLOSE}}
 _calendars: dict[str, TradingCalendar] = {}
 _lock = threading.Lock()
+
+
+def _cache_dir() -> Path | None:
+    """Where built calendars are kept between processes: ``TRADEBOT_CACHE_DIR``, else the
+    user's cache folder; None (no cache) when that cannot be written."""
+    import os
+
+    folder = os.environ.get("TRADEBOT_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tradebot"
+    )
+    return Path(folder) / "calendars"
+
+
+def _calendars_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("exchange_calendars")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _cache_load(key: str) -> dict[str, np.ndarray] | None:
+    folder = _cache_dir()
+    path = folder / f"{key}.npz" if folder else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {name: data[name] for name in data.files}
+    except (OSError, ValueError, KeyError):  # damaged: build again
+        return None
+
+
+def _cache_save(key: str, **arrays: np.ndarray) -> None:
+    """Write atomically; a read-only machine just goes without the cache."""
+    import os
+    import tempfile
+
+    folder = _cache_dir()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".npz.tmp")
+        with os.fdopen(fd, "wb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, folder / f"{key}.npz")
+    except OSError:
+        pass
 
 
 def get(name: str = CALENDAR_NAME) -> TradingCalendar:

@@ -160,3 +160,27 @@ def test_the_nyse_calendar_for_equities():
     assert nyse.is_early_close(date(2024, 11, 29))
     assert nyse.session_bounds(date(2024, 11, 27))[1] == ns(date(2024, 11, 27), time(16))
     assert not nyse.is_early_close(date(2024, 11, 27))
+
+
+def test_a_built_calendar_is_cached_on_disk_and_reads_back_the_same(tmp_path, monkeypatch):
+    """A second process reads the sessions from the cache without importing pandas."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("TRADEBOT_CACHE_DIR", str(tmp_path))
+    probe = (
+        "import sys; from tradebot_core import calendar as c; "
+        "d = c.trading_date_of(1_732_800_000 * 10**9); b = c.get().bounds(d); "
+        "print(d, b.open_ns, b.close_ns, b.rth_close_ns, b.early_close, "
+        "len(c.trading_days(d.replace(month=1, day=1), d)), 'pandas' in sys.modules)"
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert list(tmp_path.glob("calendars/*.npz"))
+    second = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert first[:-1] == second[:-1]  # the same answers (Thanksgiving 2024: an early close)
+    assert first[4] == "True"
+    assert (first[-1], second[-1]) == ("True", "False")  # built with pandas, then read without
