@@ -128,7 +128,10 @@ def register_services(register: Register) -> None:
 def register_commands(cli: click.Group) -> None:
     """Add sub-commands to the ``tradebot`` command line.
 
-    Called once when the CLI starts. Use ``@cli.command()`` as in any click group.
+    Called when the CLI is asked for a command it does not know otherwise, and by ``tradebot
+    plugins``; ``tradebot --help`` does not load plugins, so a command it should list is better
+    declared in the ``tradebot.commands`` entry-point group (see docs/plugins.md). Use
+    ``@cli.command()`` as in any click group.
     """
 
 
