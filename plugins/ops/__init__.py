@@ -20,3 +20,28 @@ def register_commands(cli: Any) -> None:
     cli.add_command(watchdog)
     cli.add_command(status)
     cli.add_command(preflight)
+
+
+# For ``tradebot --help`` (the ``tradebot.commands`` entry-point group): each function's
+# docstring is the command's line there; the command module is imported only when it runs.
+
+
+def watchdog_command() -> Any:
+    """Watch the bot from outside: heartbeat, process, memory, disk; alert through notifiers."""
+    from .commands import watchdog
+
+    return watchdog
+
+
+def status_command() -> Any:
+    """The bot's state, position, orders and P&L from the journal and heartbeat (no port)."""
+    from .commands import status
+
+    return status
+
+
+def preflight_command() -> Any:
+    """Check everything that can be known before trading: PASS / WARN / FAIL per line."""
+    from .commands import preflight
+
+    return preflight
