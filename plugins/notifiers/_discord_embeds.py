@@ -11,10 +11,12 @@ messages, never cut.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
@@ -45,6 +47,7 @@ GREEN, RED, ORANGE, YELLOW, BLUE, TEAL, PURPLE, CYAN, GREY = (
 COLOURS = {
     EventKind.SYSTEM_START: CYAN,
     EventKind.SYSTEM_STOP: CYAN,
+    EventKind.SYSTEM_REBOOT: ORANGE,
     EventKind.REBOOT_DETECTED: PURPLE,
     EventKind.HIGH_MARGIN_DAY: ORANGE,
     EventKind.TRADE_OPENED: BLUE,
@@ -59,6 +62,7 @@ COLOURS = {
 TITLES = {
     EventKind.SYSTEM_START: "tradebot started",
     EventKind.SYSTEM_STOP: "tradebot stopped",
+    EventKind.SYSTEM_REBOOT: "The machine rebooted",
     EventKind.REBOOT_DETECTED: "Restarted: state restored",
     EventKind.HIGH_MARGIN_DAY: "Not trading today: margin",
     EventKind.TRADE_OPENED: "Trade opened",
@@ -97,9 +101,21 @@ FIELDS: dict[EventKind, tuple[str, ...]] = {
         "pattern",
         "bracket_id",
     ),
-    EventKind.DAILY_DIGEST: ("day", "trades", "realized_pnl", "balance", "halted"),
+    EventKind.DAILY_DIGEST: (
+        "day",
+        "trades",
+        "wins",
+        "win_rate",
+        "realized_pnl",
+        "balance",
+        "tier",
+        "halted",
+    ),
     EventKind.TIER_CHANGE: ("old", "new", "balance"),
-    EventKind.FEED_STATUS: ("kind", "detail"),
+    EventKind.FEED_STATUS: ("kind", "time", "detail"),
+    EventKind.HIGH_MARGIN_DAY: ("symbol", "margin", "limit", "day", "balance", "reason"),
+    EventKind.AUTO_FLATTEN: ("closed", "open_positions", "cancelled_entries", "flat"),
+    EventKind.SYSTEM_REBOOT: ("previous_boot_id", "boot_id"),
     EventKind.SESSION_STATE: ("state", "reason", "realized_pnl"),
     EventKind.WATCHDOG: ("stalled", "message"),
 }
@@ -117,9 +133,25 @@ LABELS = {
     "kind": "status",
     "old": "from",
     "new": "to",
+    "win_rate": "win rate",
+    "margin": "day margin",
+    "limit": "margin limit",
+    "open_positions": "positions closed",
+    "cancelled_entries": "entries cancelled",
+    "previous_boot_id": "previous boot",
+    "boot_id": "this boot",
 }
 
-MONEY = {"net_pnl", "gross_pnl", "realized_pnl", "balance", "commissions"}
+MONEY = {"net_pnl", "gross_pnl", "realized_pnl", "balance", "commissions", "margin", "limit"}
+
+EXCHANGE_TZ = ZoneInfo("America/New_York")  # CME's clock, for times written out in a message
+
+SESSION_TITLES = {
+    "profit_target": "Daily profit target reached",
+    "loss_limit": "Daily loss limit hit: trading stopped",
+    "halted": "Trading halted",
+    "resumed": "Trading resumed",
+}
 
 
 # -- one embed per event ------------------------------------------------------------------------
@@ -127,13 +159,21 @@ MONEY = {"net_pnl", "gross_pnl", "realized_pnl", "balance", "commissions"}
 
 def embed_for(event: Event) -> dict[str, Any]:
     """The embed for ``event`` (possibly over Discord's limits: :func:`messages_for` splits it)."""
-    payload = payload_of(event)
+    payload = _shown(event, payload_of(event))
     fields = [
         {"name": LABELS.get(key, key.replace("_", " ")), "value": _value(key, value)}
         for key, value in _field_items(event.kind, payload)
     ]
     for field in fields:
         field["inline"] = len(field["value"]) <= 40
+    if event.kind is EventKind.DAILY_DIGEST and payload.get("by_pattern"):
+        fields.append(
+            {
+                "name": "by pattern",
+                "value": pattern_table(payload["by_pattern"]),
+                "inline": False,
+            }
+        )
     if event.kind in (EventKind.DAILY_DIGEST, EventKind.SYSTEM_STOP) and payload.get("patterns"):
         fields.append(
             {
@@ -144,7 +184,7 @@ def embed_for(event: Event) -> dict[str, Any]:
         )
     embed: dict[str, Any] = {
         "title": _title(event, payload),
-        "description": event.message or describe(event),
+        "description": _description(event, payload),
         "color": colour_for(event, payload),
         "fields": fields,
         "footer": {"text": event.kind.value},
@@ -161,6 +201,52 @@ def payload_of(event: Event) -> dict[str, Any]:
     if isinstance(event.payload, dict):
         return dict(event.payload)
     return {} if event.payload is None else {"value": event.payload}
+
+
+def _shown(event: Event, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with what a reader needs worked out: the exchange time a feed changed, the
+    positions an auto-flatten closed, a digest's win rate as a percentage."""
+    kind = event.kind
+    if kind is EventKind.FEED_STATUS and event.ts_ns > 0:
+        payload["time"] = exchange_time(event.ts_ns)
+    elif kind is EventKind.AUTO_FLATTEN:
+        positions = payload.get("positions") or []
+        payload["closed"] = (
+            ", ".join(
+                f"{p.get('direction', '')} {abs(int(p.get('quantity', 0)))} {p.get('symbol', '')}"
+                for p in positions
+                if isinstance(p, dict)
+            )
+            or "nothing: the account was already flat"
+        )
+    elif kind is EventKind.DAILY_DIGEST and payload.get("win_rate") is not None:
+        with contextlib.suppress(InvalidOperation):
+            payload["win_rate"] = f"{Decimal(str(payload['win_rate'])) * 100:.1f}%"
+    return payload
+
+
+def exchange_time(ts_ns: int) -> str:
+    """``2024-11-13 10:15:00 ET``: an event's time on CME's clock."""
+    when = datetime.fromtimestamp(ts_ns / 1e9, UTC).astimezone(EXCHANGE_TZ)
+    return when.strftime("%Y-%m-%d %H:%M:%S ET")
+
+
+def _description(event: Event, payload: dict[str, Any]) -> str:
+    """The event's message; a daily limit says in words whether it is good news or bad."""
+    state = str(payload.get("state", "")) if event.kind is EventKind.SESSION_STATE else ""
+    realized = _money(payload.get("realized_pnl"), signed=True)
+    reason = str(payload.get("reason", ""))
+    if state == "profit_target":
+        return (
+            f"The day's profit target was reached: realized P&L {realized}. Done for the day: "
+            f"no new entries until the next trading day.\n{reason}"
+        ).strip()
+    if state == "loss_limit":
+        return (
+            f"The day's loss limit was hit: realized P&L {realized}. Open positions are closed "
+            f"and no new entries are taken until the next trading day.\n{reason}"
+        ).strip()
+    return event.message or describe(event)
 
 
 def colour_for(event: Event, payload: dict[str, Any]) -> int:
@@ -199,6 +285,21 @@ def describe(event: Event) -> str:
     return event.kind.value.replace("_", " ")
 
 
+def pattern_table(by_pattern: dict[str, Any]) -> str:
+    """The digest's trades and net P&L per pattern, a monospace table."""
+    rows = []
+    for pattern, figures in by_pattern.items():
+        figures = figures if isinstance(figures, dict) else {}
+        net = _money(figures.get("net_pnl"), signed=True)
+        rows.append((str(pattern), str(figures.get("trades", "")), net))
+    header = ("pattern", "trades", "net P&L")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    return "\n".join(
+        f"{name:<{widths[0]}}  {trades:>{widths[1]}}  {net:>{widths[2]}}"
+        for name, trades, net in [header, *rows]
+    )
+
+
 def table(rows: dict[str, Any], header: tuple[str, str]) -> str:
     """A two-column monospace table (a code block), widest name first column."""
     width = max([len(header[0]), *(len(str(k)) for k in rows)])
@@ -216,18 +317,43 @@ def _title(event: Event, payload: dict[str, Any]) -> str:
             f": {payload['direction']} {payload.get('quantity', '')} {payload.get('symbol', '')}"
         )
     elif event.kind is EventKind.SESSION_STATE and payload.get("state"):
-        title += f": {payload['state']}"
+        state = str(payload["state"])
+        title = SESSION_TITLES.get(state, f"{title}: {state}")
     elif event.kind is EventKind.FEED_STATUS and payload.get("kind"):
         title += f": {payload['kind']}"
     elif event.kind is EventKind.DAILY_DIGEST and payload.get("day"):
         title += f" {payload['day']}"
+        if payload.get("realized_pnl") is not None:
+            title += f": {_money(payload['realized_pnl'], signed=True)}"
+    elif event.kind is EventKind.HIGH_MARGIN_DAY and payload.get("margin") is not None:
+        title += (
+            f" {payload.get('symbol', '')} {_money(payload['margin'])} per contract > "
+            f"limit {_money(payload.get('limit'))}"
+        )
+    elif event.kind is EventKind.AUTO_FLATTEN:
+        count = payload.get("open_positions") or 0
+        title += f": closed {count} position{'s' if count != 1 else ''}" if count else ": flat"
+    elif event.kind is EventKind.TIER_CHANGE and isinstance(payload.get("new"), dict):
+        title = f"Account tier {_tier_direction(payload)}: {_value('new', payload['new'])}"
+    elif event.kind is EventKind.WATCHDOG and "stalled" in payload:
+        title += ": feed stalled" if payload["stalled"] else ": ticks flowing again"
     return title.strip()
+
+
+def _tier_direction(payload: dict[str, Any]) -> str:
+    """``up`` or ``down`` by the tiers' thresholds (``changed`` when they are not given)."""
+    old, new = payload.get("old"), payload["new"]
+    try:
+        up = old is None or Decimal(str(new["min_balance"])) > Decimal(str(old["min_balance"]))
+    except (KeyError, TypeError, InvalidOperation):
+        return "changed"
+    return "up" if up else "down"
 
 
 def _field_items(kind: EventKind, payload: dict[str, Any]) -> list[tuple[str, Any]]:
     keys = FIELDS.get(kind)
     if keys is None:
-        keys = tuple(k for k in payload if k != "patterns")
+        keys = tuple(k for k in payload if k not in ("patterns", "by_pattern"))
     return [(key, payload[key]) for key in keys if payload.get(key) not in (None, "")]
 
 

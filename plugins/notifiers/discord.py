@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 DEFAULT_KINDS = [
     EventKind.SYSTEM_START,
     EventKind.SYSTEM_STOP,
+    EventKind.SYSTEM_REBOOT,
     EventKind.REBOOT_DETECTED,
     EventKind.HIGH_MARGIN_DAY,
     EventKind.TRADE_OPENED,
