@@ -233,10 +233,14 @@ class RithmicBroker(Broker):
         self._synced = threading.Event()
         self._ever_synced = False
         self._first_listing: concurrent.futures.Future[Any] | None = None
+        self._report_waited = False  # the first report() waited for the first listing
         self.forced_logouts = 0
         self.reconnects = 0
         self.duplicate_fills = 0
         self.flat_confirmed: list[str] = []  # flatten ids the position listing confirmed
+        # the RMS (risk) figures Rithmic holds for the account, read at every (re)connect
+        self.margins: dict[str, Decimal] = {}  # product code -> margin per contract
+        self.account_rms: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         s = self.settings
@@ -273,14 +277,50 @@ class RithmicBroker(Broker):
         """Cancel an entry not filled yet (at Rithmic its bracket goes with it)."""
         self._run(self._cancel(order_id, reason))
 
+    def day_margin(self, symbol: str) -> Decimal | None:
+        """The margin per contract Rithmic's product RMS gives the account for ``symbol``'s
+        product (the higher of the buy and sell rates), as read at the last (re)connect. The
+        kernel asks before a day's first trade, on its event loop: this never waits for Rithmic.
+        ``None`` when no figure is known yet (not connected, or no RMS for the product)."""
+        self._start_connecting(retry=True)
+        contract = self._contracts.get(symbol, symbol)
+        for code in (symbol, root_symbol(symbol), root_symbol(contract)):
+            if code in self.margins:
+                return self.margins[code]
+        if not self._ever_synced:
+            log.warning("rithmic broker: no margin for %s yet (not connected)", symbol)
+        return None
+
+    def on_time(self, now_ns: int) -> None:
+        """The wall clock (live runs): log in early, so the margins are known before the
+        first trade."""
+        self._start_connecting()
+
+    def on_ticks(self, symbol: str, ticks: Any) -> None:
+        if self._first_listing is None:
+            self._start_connecting()
+
+    def _start_connecting(self, retry: bool = False) -> None:
+        """Log in in the background (never waits); with ``retry``, again if the last attempt
+        failed."""
+        if self._ever_synced:
+            return
+        first = self._first_listing
+        if first is None or (retry and first.done()):
+            self._first_listing = self._run(self._ensure_connected())
+
     def report(self) -> dict[str, Any]:
         """The broker's word: ``{"positions": {symbol: net}, "working": [our order ids]}``,
         from Rithmic's order and position listings (re-read on every (re)connect) and the
         notifications since. The first call waits for the first listing; later calls never
         block (while a reconnect's listing is on its way they answer with what was known)."""
         if not self._ever_synced:
-            if self._first_listing is None:
-                self._first_listing = self._run(self._ensure_connected())
+            if self._first_listing is None or (
+                not self._report_waited and not self._first_listing.done()
+            ):
+                self._report_waited = True
+                if self._first_listing is None:
+                    self._first_listing = self._run(self._ensure_connected())
                 try:
                     self._first_listing.result(self.settings.request_timeout_s * 3)
                 except Exception as exc:
@@ -309,6 +349,8 @@ class RithmicBroker(Broker):
         self._connected = False
         self._synced.clear()
         self._ever_synced = False
+        self._first_listing = None
+        self._report_waited = False
 
     async def _shutdown(self) -> None:
         """Log out, then end every task of the client's loop (reconnect loops included)."""
@@ -444,6 +486,7 @@ class RithmicBroker(Broker):
             self._connected = True
             log.info("rithmic broker: logged in, account %s", self.account_id)
             await self._resync()
+            await self._read_rms()
             return client
 
     def _on_connected(self, plant: str) -> None:
@@ -459,6 +502,39 @@ class RithmicBroker(Broker):
             await self._resync()
         except Exception:
             log.exception("rithmic broker: re-reading positions and orders failed")
+        await self._read_rms()
+
+    async def _read_rms(self) -> None:
+        """The account's and its products' RMS (risk limits, margin per contract), cached for
+        :meth:`day_margin`. A failure keeps what was known and is logged."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            async with asyncio.timeout(self.settings.request_timeout_s):
+                accounts = await client.get_account_rms()
+                products = await client.get_product_rms(account_id=self.account_id)
+        except Exception as exc:
+            log.warning("rithmic broker: no RMS from Rithmic (%s); margins unchanged", exc)
+            return
+        for info in accounts:
+            if getattr(info, "account_id", "") == self.account_id:
+                self.account_rms = {
+                    name: getattr(info, name)
+                    for name in ("status", "algorithm", "loss_limit", "max_order_quantity")
+                    if hasattr(info, name)
+                }
+        margins: dict[str, Decimal] = {}
+        for info in products:
+            code = getattr(info, "product_code", "")
+            rates = [
+                Decimal(str(getattr(info, name, 0) or 0))
+                for name in ("buy_margin_rate", "sell_margin_rate")
+            ]
+            if code and max(rates) > 0:
+                margins[code] = max(rates)
+        self.margins = margins
+        log.info("rithmic broker: margins per contract %s", margins or "none")
 
     def _forced_logout(self) -> None:
         self.forced_logouts += 1
