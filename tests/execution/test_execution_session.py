@@ -424,3 +424,35 @@ def test_warmup_batches_build_bars_but_never_trade():
     fills = fills_of(result)
     assert fills and min(f.ts_ns for f in fills) >= first_live
     assert result.signals and min(s.bar_ts_ns for s in result.signals) >= first_live - 60 * 10**9
+
+
+def test_a_csv_with_one_bad_row_plays_the_others_and_the_run_counts_it(tmp_path):
+    """The file feed drops the row it cannot read; the run's dropped count includes it."""
+    from tradebot_core import Pipeline, PluginManager, load_config
+
+    rows = ["ts_event,price,size,side"]
+    for i in range(600):
+        rows.append(
+            f"2024-11-13T14:{30 + i // 60:02d}:{i % 60:02d}Z,{5000 + (i % 7) * 0.25:.2f},1,B"
+        )
+    rows.insert(300, "not-a-time,5000.25,1,A")
+    path = tmp_path / "trades.csv"
+    path.write_text("\n".join(rows) + "\n")
+    config = tmp_path / "t.yaml"
+    config.write_text(
+        f"symbol: ES\ntimeframe_s: 60\nfeed: {{plugin: file, speed: max, file: {{path: {path}}}}}\n"
+        "detectors: {}\naccount: {tiers: []}\n"
+        f"journal: {{path: {tmp_path / 'j.db'}}}\n"
+    )
+    summary = asyncio.run(Pipeline(load_config(config), PluginManager()).run())
+    assert summary.exit == "completed"
+    assert summary.ticks == 600
+    assert summary.dropped_ticks == 1
+    assert any("trades.csv" in reason for reason in summary.dropped_by_reason)
+
+
+def test_a_run_whose_every_tick_is_dropped_fails(tmp_path):
+    ticks = session_ticks(n=500)
+    ticks["size"] = 0
+    result = run_pipeline(ticks, plugins=[Detectors()], detectors={"always_long": {}})
+    assert result.summary["exit"].startswith("failed: every tick was dropped (500")
