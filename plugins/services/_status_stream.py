@@ -24,6 +24,7 @@ import heapq
 import json
 import logging
 import math
+import time
 from collections import deque
 from operator import attrgetter
 from typing import Any
@@ -51,6 +52,16 @@ STREAMED: dict[EventKind, str] = {
 
 LIVE_INTERVAL_S = 0.25
 """How often the status page samples the run for its ``live`` message: 4 a second at most."""
+
+SEND_SHARE = 0.05
+"""The share of the event loop's time the page's WebSocket senders and REST handlers may use, on
+average (a token bucket, :class:`Budget`): past it they wait, queues fill and drop, trading goes
+on at full speed. A live session never comes near it; a max-speed replay watched by hundreds of
+clients does."""
+
+FLUSH_INTERVAL_S = 0.05
+"""How long bus events wait before they are queued for the clients (and the senders woken): at
+a replay's full speed, one wake-up per client for many events."""
 
 RESYNC = '{"type": "resync", "data": {"reason": "this client fell behind: reload the state"}}'
 
@@ -146,6 +157,24 @@ class ClientQueue:
         (bars if message.is_bar else self.other_items).append(message)
         self.wake.set()
 
+    def extend(self, messages: list[Message], bars: list[Message], others: list[Message]) -> None:
+        """``put`` each of ``messages`` (split into ``bars`` and ``others``), in bulk: deque
+        extends when nothing but bars overflow (the common case), else one ``put`` each."""
+        kept_bars = min(len(self.bar_items) + len(bars), self.max_bars)
+        if kept_bars + len(self.other_items) + len(others) < self.limit:  # exactly as put
+            bar_items = self.bar_items
+            if bars:
+                bar_items.extend(bars)
+                while len(bar_items) > self.max_bars:
+                    bar_items.popleft()
+                    self.dropped += 1
+            if others:
+                self.other_items.extend(others)
+        else:
+            for message in messages:
+                self.put(message)
+        self.wake.set()
+
     def put_live(self, message: Message) -> None:
         """The newest live state: it replaces one not yet sent (no backlog, nothing dropped)."""
         self.live_item = message
@@ -174,6 +203,31 @@ class Fanout:
     def __init__(self) -> None:
         self.clients: set[ClientQueue] = set()
         self.seq = 0
+        self.pending: list[Message] = []  # deferred: not yet in the clients' queues
+        self._scheduled = False
+
+    def defer(self, event: Event) -> None:
+        """Called by the bus, in the hot path: O(1) whatever the number of clients. The event
+        reaches the clients' queues in :meth:`flush`, :data:`FLUSH_INTERVAL_S` later at most (one
+        bulk extend and one wake-up per client for all the events of that time)."""
+        if not self.clients:
+            return
+        self.seq += 1
+        self.pending.append(Message(event, self.seq))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self.flush)
+
+    def flush(self) -> None:
+        """Queue the deferred events for every client (in publish order)."""
+        self._scheduled = False
+        messages, self.pending = self.pending, []
+        if not messages:
+            return
+        bars = [m for m in messages if m.is_bar]
+        others = [m for m in messages if not m.is_bar]
+        for client in self.clients:
+            client.extend(messages, bars, others)
 
     def publish(self, event: Event) -> None:
         """Called by the bus, in the hot path: one small object, then O(1) per client."""
@@ -186,6 +240,7 @@ class Fanout:
 
     def live(self, text: str) -> Message:
         """A ``live`` message (already encoded), in publish order with the events."""
+        self.flush()
         self.seq += 1
         return Message(None, self.seq, text)
 
@@ -196,3 +251,41 @@ class Fanout:
         message = self.live(text)
         for client in self.clients:
             client.put_live(message)
+
+
+class Budget:
+    """A token bucket of event-loop seconds: :meth:`spend` what a send or a request took,
+    :meth:`wait` before the next one. It refills at ``share`` seconds per second up to
+    ``burst``; once empty, waiters queue on a lock and sleep, one at a time, until it is
+    positive again (each refill wakes one waiter, never the whole crowd)."""
+
+    def __init__(self, share: float = SEND_SHARE, burst: float = 0.02) -> None:
+        self.share = share
+        self.burst = burst
+        self.tokens = burst
+        self.stamp = time.perf_counter()
+        self.spent = 0.0  # seconds spent in all (for tests and benchmarks)
+        self.waited = 0  # times something had to wait
+        self._lock: asyncio.Lock | None = None
+
+    def _refill(self) -> float:
+        now = time.perf_counter()
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.share)
+        self.stamp = now
+        return self.tokens
+
+    def spend(self, seconds: float) -> None:
+        self.spent += seconds
+        self._refill()
+        self.tokens -= seconds
+
+    async def wait(self) -> None:
+        """Return at once while there is budget left, else when there is again."""
+        if self._refill() > 0 and (self._lock is None or not self._lock.locked()):
+            return
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            while self._refill() <= 0:
+                self.waited += 1
+                await asyncio.sleep(-self.tokens / self.share + 0.001)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hmac
 import ipaddress
 import json
@@ -54,6 +55,7 @@ from tradebot_plugins.services._status_stats import trade_statistics
 from tradebot_plugins.services._status_stream import (
     LIVE_INTERVAL_S,
     STREAMED,
+    Budget,
     ClientQueue,
     Fanout,
     dumps,
@@ -99,6 +101,8 @@ FAVICON = (
     b'<rect width="16" height="16" rx="3" fill="#1f2937"/>'
     b'<path d="M3 12V7h2v5zm4 0V4h2v8zm4 0V8h2v4z" fill="#22c55e"/></svg>'
 )
+_JOURNAL_WAIT: contextvars.ContextVar[list[float]] = contextvars.ContextVar("journal_wait")
+"""Seconds a request spent waiting for the journal thread (not the event loop's time)."""
 _NO_TOKEN = (
     "control is disabled: no token is configured; set services.status_page.token "
     "(e.g. token: ${TRADEBOT_STATUS_TOKEN} and export TRADEBOT_STATUS_TOKEN) to enable it"
@@ -254,6 +258,7 @@ class StatusPage:
         self.bars: deque[dict[str, Any]] = deque(maxlen=settings.recent_bars)
         self.fanout = Fanout()
         self.clients: set[ClientQueue] = self.fanout.clients
+        self.budget = Budget()  # the event loop's time senders and requests may take
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._closing = False
@@ -321,7 +326,7 @@ class StatusPage:
     def app(self) -> web.Application:
         """The aiohttp application (tests may serve it on their own)."""
         app = web.Application(
-            middlewares=[self._host_middleware, self._errors_middleware],
+            middlewares=[self._budget_middleware, self._host_middleware, self._errors_middleware],
             client_max_size=self.settings.max_body,
         )
         r = app.router
@@ -348,7 +353,7 @@ class StatusPage:
     def _on_event(self, event: Event) -> None:
         if event.kind is EventKind.BAR_CLOSED:
             self.bars.append(event.payload)  # bar_payload's dict, built for us
-        self.fanout.publish(event)
+        self.fanout.defer(event)  # O(1): queued for the clients once the batch is done
 
     # -- the live message: sampled from the view, never from the hot path ----------------------
 
@@ -400,7 +405,25 @@ class StatusPage:
             except Exception:
                 log.exception("status page: the live sample failed")
 
-    # -- middlewares: the Host check, errors as JSON -------------------------------------------
+    # -- middlewares: the loop-time budget, the Host check, errors as JSON ---------------------
+
+    @_middleware
+    async def _budget_middleware(
+        self, request: web.Request, handler: _Handler
+    ) -> web.StreamResponse:
+        """A request waits while the page has used its share of the event loop (control and
+        the WebSocket upgrade never wait); what it takes of the loop is charged."""
+        if request.path == "/ws":  # a WebSocket lives long: its sends are charged one by one
+            return await handler(request)
+        if request.method == "GET":
+            await self.budget.wait()
+        waited = [0.0]
+        _JOURNAL_WAIT.set(waited)
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            self.budget.spend(max(0.0, time.perf_counter() - started - waited[0]))
 
     def hosts(self) -> tuple[set[str], set[str]]:
         """Host names accepted with the bound port or none, and those accepted with any port."""
@@ -602,7 +625,13 @@ class StatusPage:
         if view.run_id is None or self._reader is None:
             return []
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._reader, view.query, sql, params)
+        started = time.perf_counter()
+        rows, cpu = await loop.run_in_executor(self._reader, _timed_query, view, sql, params)
+        waited = _JOURNAL_WAIT.get(None)
+        if waited is not None:  # the thread's wait is not the loop's time; its CPU is charged
+            waited[0] += time.perf_counter() - started
+        self.budget.spend(cpu)
+        return rows
 
     async def _journal_rows(self, request: web.Request, sql: str) -> list[dict[str, Any]]:
         limit = self._limit(request)
@@ -740,6 +769,7 @@ class StatusPage:
             return _error("tradebot is stopping", 503)
         socket = web.WebSocketResponse(heartbeat=30)
         await socket.prepare(request)
+        self.fanout.flush()  # events of before this client came are not its
         client = ClientQueue(self.settings.client_queue, self.settings.recent_bars)
         if self.live_message is not None:  # where things stand now, without waiting for a change
             client.put_live(self.fanout.live(self.live_message))
@@ -758,14 +788,31 @@ class StatusPage:
         return socket
 
     async def _send(self, socket: web.WebSocketResponse, client: ClientQueue) -> None:
+        budget = self.budget
+        clock = time.perf_counter
         try:
             while not socket.closed:
                 await client.wake.wait()
+                await budget.wait()  # the page's share of the loop used: queues fill and drop
                 client.wake.clear()
                 for message in client.take():
+                    started = clock()
                     await socket.send_str(message)
+                    # a send waiting for a slow peer lets trading run: charge its CPU part only
+                    budget.spend(min(clock() - started, _SEND_CHARGE_MAX))
         except (ConnectionError, RuntimeError) as exc:  # the peer went away mid-send
             log.debug("status page: WebSocket send stopped: %s", exc)
+
+
+_SEND_CHARGE_MAX = 0.002
+"""Seconds one WebSocket send is charged at most (longer: it waited for the peer)."""
+
+
+def _timed_query(view: RunView, sql: str, params: tuple[Any, ...]) -> tuple[list[Any], float]:
+    """``view.query`` in the journal thread, with the CPU seconds it took."""
+    started = time.thread_time()
+    rows = view.query(sql, params)
+    return rows, time.thread_time() - started
 
 
 @hookimpl
