@@ -150,48 +150,128 @@ def _write(
         click.echo(f"report: {report_path}")
 
 
-@click.command()
-@_options
-def backtest(
-    config: str,
-    start: Any,
-    end: Any,
-    symbol: str | None,
-    workers: int | None,
-    executor: str,
-    json_path: str | None,
-    report_path: str | None,
-    db: str,
-    overrides: tuple[str, ...],
-    quiet: bool,
-) -> None:
-    """Backtest CONFIG one CME trading day per job, with the same plugins as `tradebot run`.
+def _stress_options(command: Any) -> Any:
+    options = [
+        click.option(
+            "--slippage",
+            default="1,2",
+            show_default=True,
+            help="Run the days again with these many more ticks of slippage ('' for none).",
+        ),
+        click.option("--monte-carlo", "runs", default=1000, show_default=True, help="Paths."),
+        click.option("--seed", default=7, show_default=True, help="Monte Carlo seed."),
+        click.option(
+            "--min-profit-factor",
+            type=str,
+            default="1.2",
+            show_default=True,
+            help="PASS threshold: lowest profit factor (also under slippage).",
+        ),
+        click.option(
+            "--max-drawdown",
+            type=str,
+            default="1000",
+            show_default=True,
+            help="PASS threshold: largest max drawdown ($); Monte Carlo's ruin.",
+        ),
+        click.option(
+            "--mc-ruin-probability",
+            type=float,
+            default=0.05,
+            show_default=True,
+            help="PASS threshold: highest share of Monte Carlo paths reaching --max-drawdown.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
 
-    \b
-    tradebot backtest tradebot.yaml --from 2025-07-01 --to 2025-11-20 --symbol ES \\
-        --json results.json --report report.html
-    Days run in parallel (--workers, or a Dask cluster with --executor dask://HOST:PORT);
-    results equal running the days one after another.
-    """
-    from . import report
+
+def _thresholds(min_profit_factor: str, max_drawdown: str, mc_ruin_probability: float) -> Any:
+    from pydantic import ValidationError
+
+    from .checks import Thresholds
+
+    try:
+        return Thresholds(
+            min_profit_factor=min_profit_factor,
+            max_drawdown=max_drawdown,
+            mc_ruin_probability=mc_ruin_probability,
+        )
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise click.UsageError(problems) from None
+
+
+def _slippage_ticks(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        problem = f"{text!r}: whole ticks, comma-separated"
+        raise click.BadParameter(problem, param_hint="--slippage") from None
+
+
+def _configured_slippage(loaded: LoadedConfig) -> int:
+    """The broker's own slippage_ticks (the paper broker's default when the config has none)."""
+    from .jobs import _manager
+
+    choice = loaded.config.broker
+    raw = (choice.model_extra or {}).get(choice.plugin) or {}
+    try:
+        info = _manager().get("broker", choice.plugin, loaded.where(("broker", "plugin")))
+        return int(info.cls.Settings.model_validate(raw).slippage_ticks)
+    except Exception:  # a broker without slippage_ticks: the scenarios set it from zero
+        return int(raw.get("slippage_ticks", 0))
+
+
+def _stress(
+    loaded: LoadedConfig,
+    days: list[date],
+    base: BacktestResult,
+    run: dict[str, Any],
+    slippage: list[int],
+    runs: int,
+    seed: int,
+    thresholds: Any,
+    db: str | None,
+) -> dict[str, Any]:
+    """Slippage scenarios (saved to ``db`` when given), time of day, weekday, Monte Carlo."""
+    from decimal import Decimal
+
+    from . import stats, stress
     from .store import save_run
 
-    loaded = _load(config, symbol, overrides)
-    days = _days(start, end)
-    prepare_feed(loaded, days)
-    result = _run(loaded, days, executor, workers, quiet)
-    data = report.summary_data(result)
-    report.print_report(data)
-    save_run(db, result, data, executor)
-    _write(result, data, json_path, report_path)
+    scenarios: dict[str, Any] = {}
+    broker = loaded.config.broker.plugin
+    configured = _configured_slippage(loaded)
+    for ticks in slippage:
+        total = configured + ticks
+        shifted = loaded.override([f"broker.{broker}.slippage_ticks={total}"])
+        scenario = _run(shifted, days, label=f"slippage +{ticks}", **run)
+        overall = stats.overall(scenario)
+        scenarios[str(ticks)] = {
+            k: overall[k] for k in ("net_pnl", "final_balance", "profit_factor", "trades")
+        }
+        scenarios[str(ticks)]["slippage_ticks"] = total
+        if db:
+            name = f"slippage_ticks={total}"
+            save_run(db, scenario, overall, run["executor_spec"], "stress", name)
+    nets = [Decimal(t["net_pnl"]) for t in base.trades]
+    return {
+        "slippage": scenarios,
+        "by hour": stats.by_hour(base),
+        "by weekday": stats.by_weekday(base),
+        "monte_carlo": stress.monte_carlo(
+            nets, base.starting_balance, runs, seed, thresholds.max_drawdown
+        ),
+    }
 
 
-@click.command(name="stress")
-@_options
-@click.option("--slippage", default="1,2", show_default=True, help="Slippage ticks to try.")
-@click.option("--monte-carlo", "runs", default=1000, show_default=True, help="Reshuffles.")
-@click.option("--seed", default=7, show_default=True)
-def stress_command(
+def _backtest(
+    kind: str,
     config: str,
     start: Any,
     end: Any,
@@ -206,35 +286,60 @@ def stress_command(
     slippage: str,
     runs: int,
     seed: int,
+    min_profit_factor: str,
+    max_drawdown: str,
+    mc_ruin_probability: float,
 ) -> None:
-    """Stress-test CONFIG: more slippage, time of day, day of week, Monte Carlo."""
+    from . import report
+    from .checks import evaluate
+    from .store import save_run
+
+    thresholds = _thresholds(min_profit_factor, max_drawdown, mc_ruin_probability)
+    ticks = _slippage_ticks(slippage)
     loaded = _load(config, symbol, overrides)
     days = _days(start, end)
     prepare_feed(loaded, days)
-    base = _run(loaded, days, executor, workers, quiet, "baseline")
-    from decimal import Decimal
-
-    from . import report, stats, stress
-    from .store import save_run
-
-    scenarios: dict[str, Any] = {}
-    broker = loaded.config.broker.plugin
-    for ticks in [int(t) for t in slippage.split(",") if t.strip()]:
-        shifted = loaded.override([f"broker.{broker}.slippage_ticks={ticks}"])
-        scenario = _run(shifted, days, executor, workers, quiet, f"slippage {ticks}")
-        overall = stats.overall(scenario)
-        scenarios[str(ticks)] = {
-            k: overall[k] for k in ("net_pnl", "final_balance", "profit_factor", "trades")
-        }
-        save_run(db, scenario, overall, executor, "stress", f"slippage_ticks={ticks}")
-    nets = [Decimal(t["net_pnl"]) for t in base.trades]
-    stress_data = {
-        "slippage": scenarios,
-        "by hour": stats.by_hour(base),
-        "by weekday": stats.by_weekday(base),
-        "monte_carlo": stress.monte_carlo(nets, base.starting_balance, runs, seed),
-    }
+    run = {"executor_spec": executor, "workers": workers, "quiet": quiet}
+    base = _run(loaded, days, label="days" if kind == "backtest" else "baseline", **run)
+    # `tradebot stress` keeps each slippage scenario as a run of its own
+    scenario_db = db if kind == "stress" else None
+    stress_data = _stress(loaded, days, base, run, ticks, runs, seed, thresholds, scenario_db)
     data = report.summary_data(base, stress_data)
+    data["thresholds"] = json.loads(thresholds.model_dump_json())
+    data["checks"] = evaluate(data, thresholds)
     report.print_report(data)
-    save_run(db, base, data, executor, "stress", "baseline")
+    if kind == "backtest":
+        save_run(db, base, data, executor)
+    else:
+        save_run(db, base, data, executor, "stress", "baseline")
     _write(base, data, json_path, report_path)
+
+
+@click.command()
+@_options
+@_stress_options
+def backtest(**options: Any) -> None:
+    """Backtest CONFIG one CME trading day per job, with the same plugins as `tradebot run`.
+
+    \b
+    tradebot backtest tradebot.yaml --from 2025-07-01 --to 2025-11-20 --symbol ES \\
+        --json results.json --report report.html
+    Days run in parallel (--workers, or a Dask cluster with --executor dask://HOST:PORT);
+    results equal running the days one after another. The report has the overall figures, tier
+    progression, months, patterns and the stress results (the days again with 1 and 2 more
+    ticks of slippage, time of day, day of week, Monte Carlo), each check PASS or FAIL against
+    the thresholds (--min-profit-factor, --max-drawdown, --mc-ruin-probability).
+    """
+    _backtest("backtest", **options)
+
+
+@click.command(name="stress")
+@_options
+@_stress_options
+def stress_command(**options: Any) -> None:
+    """Stress-test CONFIG: more slippage, time of day, day of week, Monte Carlo.
+
+    The same report as `tradebot backtest`; each slippage scenario is also saved as a run of
+    its own in the backtest database.
+    """
+    _backtest("stress", **options)

@@ -31,6 +31,21 @@ def summary_data(result: Any, stress: dict[str, Any] | None = None) -> dict[str,
 
 # -- terminal ------------------------------------------------------------------------------------
 
+OVERALL = (
+    ("start_balance", "start balance"),
+    ("final_balance", "final balance"),
+    ("net_pnl", "net P&L"),
+    ("profit_factor", "profit factor"),
+    ("trades", "trades"),
+    ("win_rate", "win rate"),
+    ("winning_days", "winning days"),
+    ("trading_days", "days traded"),
+    ("average_daily_pnl", "average daily P&L"),
+    ("max_drawdown", "max drawdown"),
+    ("max_consecutive_losses", "max consecutive losses"),
+)
+TIER_COLUMNS = ("day", "from", "to", "symbol", "balance")
+
 
 def print_report(data: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
@@ -38,29 +53,17 @@ def print_report(data: dict[str, Any], console: Console | None = None) -> None:
     table = Table(title="backtest", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
-    for key, label in (
-        ("start_balance", "start balance"),
-        ("final_balance", "final balance"),
-        ("net_pnl", "net P&L"),
-        ("profit_factor", "profit factor"),
-        ("trades", "trades"),
-        ("win_rate", "win rate"),
-        ("winning_days", "winning days"),
-        ("trading_days", "days traded"),
-        ("average_daily_pnl", "average daily P&L"),
-        ("max_drawdown", "max drawdown"),
-        ("max_consecutive_losses", "max consecutive losses"),
-    ):
+    for key, label in OVERALL:
         table.add_row(label, _fmt(key, overall.get(key)))
     console.print(table)
     for title, key in (("monthly", "monthly"), ("per pattern", "patterns")):
         console.print(_group_table(title, data[key]))
     if data["tiers"]:
         tiers = Table(title="tier progression")
-        for column in ("day", "from", "to", "symbol", "balance"):
+        for column in TIER_COLUMNS:
             tiers.add_column(column)
         for row in data["tiers"]:
-            tiers.add_row(*(str(row[c]) for c in ("day", "from", "to", "symbol", "balance")))
+            tiers.add_row(*(str(row[c] or "-") for c in TIER_COLUMNS))
         console.print(tiers)
     stress = data.get("stress") or {}
     for title in ("by hour", "by weekday"):
@@ -68,11 +71,15 @@ def print_report(data: dict[str, Any], console: Console | None = None) -> None:
             console.print(_group_table(title, stress[title]))
     if "slippage" in stress:
         slip = Table(title="slippage")
-        for column in ("slippage ticks", "net P&L", "final balance", "profit factor"):
+        for column in ("more ticks", "slippage ticks", "net P&L", "final balance", "profit factor"):
             slip.add_column(column, justify="right")
         for ticks, row in stress["slippage"].items():
             slip.add_row(
-                str(ticks), row["net_pnl"], row["final_balance"], str(row["profit_factor"])
+                f"+{ticks}",
+                str(row.get("slippage_ticks", "-")),
+                row["net_pnl"],
+                row["final_balance"],
+                str(row["profit_factor"] or "-"),
             )
         console.print(slip)
     if "monte_carlo" in stress and stress["monte_carlo"].get("trades"):
@@ -85,6 +92,30 @@ def print_report(data: dict[str, Any], console: Console | None = None) -> None:
             for what in ("final_balance", "max_drawdown"):
                 table.add_row(f"{mode} {what.replace('_', ' ')}", *mc[mode][what].values())
         console.print(table)
+        for mode in ("reshuffled", "resampled"):
+            console.print(f"{mode}: {_mc_probabilities(mc[mode])}")
+    if data.get("checks"):
+        checks = Table(title="checks (thresholds: --min-profit-factor, --max-drawdown, ...)")
+        for column in ("check", "value", "threshold", "result"):
+            checks.add_column(column, justify="left" if column == "check" else "right")
+        for row in data["checks"]:
+            style = "green" if row["result"] == "PASS" else "bold red"
+            checks.add_row(
+                row["check"], row["value"], row["threshold"], f"[{style}]{row['result']}[/]"
+            )
+        console.print(checks)
+        failed = sum(1 for row in data["checks"] if row["result"] != "PASS")
+        total = len(data["checks"])
+        console.print(
+            f"{total - failed} of {total} checks PASS" + (f", {failed} FAIL" if failed else "")
+        )
+
+
+def _mc_probabilities(mode: dict[str, Any]) -> str:
+    text = f"P(final balance < start) {mode['probability_of_loss']:.1%}"
+    if "probability_of_ruin" in mode:
+        text += f", P(ruin) {mode['probability_of_ruin']:.1%}"
+    return text
 
 
 def _group_table(title: str, groups: dict[str, dict[str, Any]]) -> Table:
@@ -136,13 +167,23 @@ def html_report(result: Any, data: dict[str, Any]) -> str:
         for fid, title, svg in plots
     ]
     tables = [
+        _rows_table(
+            "overall",
+            "overall",
+            ("", ""),
+            [(label, _fmt(key, overall.get(key))) for key, label in OVERALL],
+        ),
+        _rows_table(
+            "tiers",
+            "tier progression",
+            TIER_COLUMNS,
+            [tuple(str(row[c] or "-") for c in TIER_COLUMNS) for row in data["tiers"]],
+            empty="no tier change",
+        ),
         _html_table("monthly", "monthly", data["monthly"]),
         _html_table("patterns", "per pattern", data["patterns"]),
     ]
-    stress = data.get("stress") or {}
-    for key, title in (("by hour", "by hour of entry (ET)"), ("by weekday", "by weekday")):
-        if key in stress:
-            tables.append(_html_table(key.replace(" ", "-"), title, stress[key]))
+    tables.extend(_html_stress(data))
     title = f"tradebot backtest {result.symbol} {result.start} to {result.end}"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -157,6 +198,8 @@ figcaption {{ font-weight: 600; margin-bottom: .25rem; }}
 table {{ border-collapse: collapse; margin: 1rem 0; min-width: 50%; }}
 th, td {{ padding: .3rem .8rem; border-bottom: 1px solid #e2e6ee; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
+tr.pass td:last-child {{ color: #2f855a; font-weight: 600; }}
+tr.fail td:last-child {{ color: #c53030; font-weight: 600; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="meta">config {result.config_hash} &middot; tradebot {result.code_version} &middot;
@@ -166,6 +209,93 @@ th:first-child, td:first-child {{ text-align: left; }}
 {"".join(tables)}
 </body></html>
 """
+
+
+def _html_stress(data: dict[str, Any]) -> list[str]:
+    stress = data.get("stress") or {}
+    tables = []
+    if stress.get("slippage"):
+        tables.append(
+            _rows_table(
+                "slippage",
+                "slippage (the days again, with more slippage)",
+                (
+                    "more ticks",
+                    "slippage ticks",
+                    "trades",
+                    "net P&L",
+                    "final balance",
+                    "profit factor",
+                ),
+                [
+                    (
+                        f"+{ticks}",
+                        str(row.get("slippage_ticks", "-")),
+                        str(row["trades"]),
+                        row["net_pnl"],
+                        row["final_balance"],
+                        str(row["profit_factor"] or "-"),
+                    )
+                    for ticks, row in stress["slippage"].items()
+                ],
+            )
+        )
+    for key, title in (("by hour", "by hour of entry (ET)"), ("by weekday", "by weekday")):
+        if key in stress:
+            tables.append(_html_table(key.replace(" ", "-"), title, stress[key]))
+    mc = stress.get("monte_carlo") or {}
+    if mc.get("trades"):
+        rows = [
+            (f"{mode} {what.replace('_', ' ')}", *mc[mode][what].values())
+            for mode in ("reshuffled", "resampled")
+            for what in ("final_balance", "max_drawdown")
+        ]
+        rows += [
+            (mode, _mc_probabilities(mc[mode]), "", "", "", "")
+            for mode in ("reshuffled", "resampled")
+        ]
+        tables.append(
+            _rows_table(
+                "monte-carlo",
+                f"Monte Carlo ({mc['runs']} runs, seed {mc['seed']})",
+                ("", "p5", "p25", "p50", "p75", "p95"),
+                rows,
+            )
+        )
+    if data.get("checks"):
+        tables.append(
+            _rows_table(
+                "checks",
+                "checks",
+                ("check", "value", "threshold", "result"),
+                [(r["check"], r["value"], r["threshold"], r["result"]) for r in data["checks"]],
+                classes=[r["result"].lower() for r in data["checks"]],
+            )
+        )
+    return tables
+
+
+def _rows_table(
+    table_id: str,
+    title: str,
+    columns: tuple[str, ...],
+    rows: list[tuple[str, ...]],
+    empty: str = "",
+    classes: list[str] | None = None,
+) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        (f'<tr class="{classes[i]}">' if classes else "<tr>")
+        + "".join(f"<td>{html.escape(str(v))}</td>" for v in row)
+        + "</tr>"
+        for i, row in enumerate(rows)
+    )
+    if not rows and empty:
+        body = f'<tr><td colspan="{len(columns)}">{html.escape(empty)}</td></tr>'
+    return (
+        f'<section id="{table_id}"><h2>{html.escape(title)}</h2><table><thead><tr>{head}</tr>'
+        f"</thead><tbody>{body}</tbody></table></section>"
+    )
 
 
 def _html_table(table_id: str, title: str, groups: dict[str, dict[str, Any]]) -> str:

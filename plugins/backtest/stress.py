@@ -4,7 +4,9 @@
 * **time of day / day of week**: the trades grouped by the hour and weekday of their entry;
 * **Monte Carlo**: the sequence of trade P&Ls reshuffled (order) and resampled with replacement
   (luck), ``runs`` times each with a seeded generator: percentiles of the final balance and of the
-  maximum drawdown. Amounts are whole cents throughout, so results are exact and reproducible.
+  maximum drawdown, the probability of ending below the start, and (given a drawdown limit) the
+  probability of ruin: a path whose drawdown reaches the limit. Amounts are whole cents
+  throughout, so results are exact and reproducible.
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ def _max_drawdowns(start_cents: int, paths: np.ndarray) -> np.ndarray:
 
 
 def monte_carlo(
-    nets: list[Decimal], start_balance: Decimal, runs: int = 1000, seed: int = 7
+    nets: list[Decimal],
+    start_balance: Decimal,
+    runs: int = 1000,
+    seed: int = 7,
+    ruin_drawdown: Decimal | None = None,
 ) -> dict[str, Any]:
-    """Percentiles of final balance and max drawdown over reshuffles and resamples."""
+    """Percentiles of final balance and max drawdown over reshuffles and resamples; with
+    ``ruin_drawdown``, the share of paths whose drawdown reaches it (``probability_of_ruin``)."""
     if not nets:
         return {"runs": runs, "seed": seed, "trades": 0}
     pnl = _cents(nets)
@@ -50,6 +57,9 @@ def monte_carlo(
             "max_drawdown": _percentiles(drawdowns),
             "probability_of_loss": round(float((finals < start).mean()), 4),
         }
+        if ruin_drawdown is not None:
+            limit = int(Decimal(ruin_drawdown) * 100)
+            out[name]["probability_of_ruin"] = round(float((drawdowns >= limit).mean()), 4)
     return out
 
 
