@@ -38,6 +38,8 @@ from .types import (
     FeedStatus,
     Fill,
     OrderIntent,
+    OrderSide,
+    OrderUpdate,
     RegimeState,
     RouteDecision,
     Signal,
@@ -156,12 +158,15 @@ class Router(Component):
 
 
 class Broker(Component):
-    """Executes brackets and reports every fill to ``on_fill`` (set by the pipeline) at once.
+    """A venue: takes order requests and reports what happens to them, to ``on_fill`` and
+    ``on_order_update`` (set by the kernel), as it happens. See docs/execution.md.
 
-    Required: ``submit_bracket`` and ``flatten``. ``on_ticks`` is on the hot path: it must return
-    at once when nothing is working. A paper broker fills against those ticks; it calls
-    ``on_fill`` at the tick that filled, and if the handler calls ``flatten`` the exit happens
-    from the next tick of the same scan, so results do not depend on how ticks were batched.
+    Required: ``submit_bracket`` and ``flatten``. Optional: ``cancel``, ``on_ticks`` (the hot
+    path: return at once when nothing is working; a simulated venue fills against these ticks
+    and reports each fill at the tick that made it), ``report()`` (what the venue holds, for the
+    reconciliation at start: ``{"positions": {symbol: net}, "working": [order ids]}``; a broker
+    without it is not reconciled), ``day_margin(symbol)``, ``restore`` (a simulated venue),
+    ``start``/``stop`` (a live venue's connection).
 
     ``real_money``: whether orders reach a real account. A broker that does not say is treated
     as trading real money, and then needs both live switches.
@@ -170,25 +175,32 @@ class Broker(Component):
     kind = "broker"
     real_money: ClassVar[bool] = True
     on_fill: Callable[[Fill], None] = staticmethod(lambda fill: None)
+    on_order_update: Callable[[OrderUpdate], None] = staticmethod(lambda update: None)
 
     def submit_bracket(self, intent: OrderIntent, bracket_id: str, ts_ns: int) -> None:
         raise NotImplementedError
 
-    def flatten(self, reason: str, ts_ns: int) -> None:
+    def flatten(
+        self, symbol: str, order_id: str, side: OrderSide, quantity: int, reason: str, ts_ns: int
+    ) -> None:
+        """Exit ``symbol``'s position at market with order ``order_id``; cancel its stops and
+        targets."""
         raise NotImplementedError
 
     def on_ticks(self, symbol: str, ticks: np.ndarray) -> None:
         """The feed's trades, slice by slice; a live broker may ignore them."""
 
-    def cancel_entries(self, reason: str) -> list[str]:
-        """Cancel brackets whose entry has not filled; return their ids."""
-        return []
+    def restore(self, orders: list[Any], brackets: dict[str, Any]) -> None:
+        """A simulated venue takes back the kernel's working orders after a restart."""
 
-    def working_brackets(self) -> list[dict[str, Any]]:
-        return []
+    def cancel(self, order_id: str, reason: str) -> None:
+        """Cancel an order not filled yet; the venue reports the cancel."""
 
-    def restore(self, brackets: list[dict[str, Any]]) -> None:
-        """Take back the brackets :meth:`working_brackets` returned before a restart."""
+    async def start(self) -> None:
+        """Connect (a live venue), before the run asks what it holds. Default: nothing."""
+
+    async def stop(self) -> None:
+        """Log out and stop, when the run ends. Default: nothing."""
 
 
 class Notifier(Component):

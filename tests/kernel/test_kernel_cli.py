@@ -180,10 +180,11 @@ def test_help_lists_plugin_commands_without_importing_plugins_or_numpy():
     after_import, *help_lines = help_lines
     assert after_import == "[]"
     # listing a plugin's command imports only the module of the function that builds it
-    assert after_help == "['tradebot_plugins', 'tradebot_plugins.backtest']"
+    assert after_help == "['tradebot_plugins', 'tradebot_plugins.backtest', 'tradebot_plugins.ops']"
     listed = {line.split()[0]: line for line in help_lines if line.startswith("  ")}
     assert "one CME trading day per job" in listed["backtest"]
     assert "Stress-test CONFIG" in listed["stress"]
+    assert {"watchdog", "status", "preflight"} <= set(listed)
 
 
 def test_plugin_commands_declared_by_entry_point_run():

@@ -234,6 +234,11 @@ class Pipeline:
             self.bus.subscribe(
                 lambda event: self.manager.hook.tradebot_event(event=event), JOURNALED
             )
+        start_broker = getattr(self.broker, "start", None)
+        if start_broker is not None:  # a live venue connects before it is asked what it holds
+            result = start_broker()
+            if asyncio.iscoroutine(result):
+                await result
         unclean = journal.previous_run_unfinished()
         run_id = journal.start_run(self.config_hash, __version__, self.config.symbol)
         self.session.id_prefix = f"R{run_id}"
@@ -391,6 +396,18 @@ class Pipeline:
                 + ")"
             )
 
+    async def _stop_broker(self) -> None:
+        """A broker with a connection of its own (a live venue) is logged out and stopped."""
+        stop = getattr(self.broker, "stop", None)
+        if stop is None:
+            return
+        try:
+            result = stop()
+            if asyncio.iscoroutine(result):
+                await result
+        except Exception:
+            log.exception("broker %s failed to stop", getattr(self.broker, "name", "?"))
+
     def request_stop(self) -> None:
         """Stop soon: at the next batch, or within half a second whatever the feed does."""
         if self.stop_requested:
@@ -414,6 +431,7 @@ class Pipeline:
         if self.store is not None:
             with suppress(Exception):
                 self.session.commit()
+        await self._stop_broker()
         self.bus.publish(
             EventKind.SYSTEM_STOP,
             time.time_ns(),
