@@ -1,4 +1,5 @@
-"""Backtesting: ``tradebot backtest`` and ``tradebot stress``, on the same pipeline as a run.
+"""Backtesting: ``tradebot backtest`` and ``tradebot stress``, on the same pipeline as a run;
+``tradebot backtests summary`` (the saved runs) and ``tradebot data download`` (a feed's cache).
 
 The commands are declared in the ``tradebot.commands`` entry-point group (by the functions
 below, so that ``tradebot --help`` lists them without importing :mod:`.commands`, which imports
@@ -29,7 +30,23 @@ def stress_command() -> click.Command:
     return stress_command
 
 
+def backtests_command() -> click.Group:
+    """The backtest database: `tradebot backtests summary` lists its runs."""
+    from .tools import backtests_group
+
+    return backtests_group
+
+
+def data_command() -> click.Group:
+    """Market data: `tradebot data download` fetches a feed's days into its cache."""
+    from .tools import data_group
+
+    return data_group
+
+
 @hookimpl
 def register_commands(cli: Any) -> None:
     cli.add_command(backtest_command())
     cli.add_command(stress_command())
+    cli.add_command(backtests_command())
+    cli.add_command(data_command())
