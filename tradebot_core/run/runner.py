@@ -9,7 +9,7 @@ opened or written before all of them are valid), then in :meth:`Pipeline.run`:
    is set, when it rebuilds bars and indicators from the ticks before the journal's resume
    point without trading, then trades on;
 3. compares the broker's report with the journal (:mod:`tradebot_core.execution.reconcile`);
-4. starts notifiers and services, consumes the feed (a stop request acts within half a second
+4. starts notifiers and services, consumes the feed (a stop request acts within 0.3 s
    whatever the feed does), and on a live feed runs the wall clock beside it;
 5. stops everything it started in one ``finally``; any failure on the way makes the summary
    ``failed: <reason>`` and closes the journal's run row.
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
 """Linux's id of this boot: a new one means the machine rebooted."""
 
-STOP_GRACE_S = 0.5
+STOP_GRACE_S = 0.3
 """How long a stop request waits for the feed to yield before the feed is cancelled."""
 
 
@@ -409,7 +409,7 @@ class Pipeline:
             log.exception("broker %s failed to stop", getattr(self.broker, "name", "?"))
 
     def request_stop(self) -> None:
-        """Stop soon: at the next batch, or within half a second whatever the feed does."""
+        """Stop soon: at the next batch, or within 0.3 s whatever the feed does."""
         if self.stop_requested:
             return
         self.stop_requested = True
