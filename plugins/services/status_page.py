@@ -618,45 +618,29 @@ class StatusPage:
                 content_type="application/json",
             ) from None
 
-    async def _query(self, sql: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
-        """Rows of the run's journal, read in the page's own thread through the view's
-        read-only connection: the trading loop never waits for a query."""
+    async def _read(self, read: Any, *args: Any) -> Any:
+        """A read of the run's journal through the view (its read-only connection), in the
+        page's own thread: the trading loop never waits for a query."""
         view = self._view
         if view.run_id is None or self._reader is None:
             return []
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        rows, cpu = await loop.run_in_executor(self._reader, _timed_query, view, sql, params)
+        rows, cpu = await loop.run_in_executor(self._reader, _timed_read, read, args)
         waited = _JOURNAL_WAIT.get(None)
         if waited is not None:  # the thread's wait is not the loop's time; its CPU is charged
             waited[0] += time.perf_counter() - started
         self.budget.spend(cpu)
         return rows
 
-    async def _journal_rows(self, request: web.Request, sql: str) -> list[dict[str, Any]]:
-        limit = self._limit(request)
-        return await self._query(sql + " LIMIT ?", (self._view.run_id, limit))
-
     async def trades(self, request: web.Request) -> web.Response:
-        sql = "SELECT * FROM trades WHERE run_id = ? ORDER BY exit_ts_ns DESC, bracket_id DESC"
-        return _json(await self._journal_rows(request, sql))
+        return _json(await self._read(self._view.recent_trades, self._limit(request)))
 
     async def signals(self, request: web.Request) -> web.Response:
-        sql = (
-            "SELECT s.*, d.approved, d.reasons FROM signals s LEFT JOIN decisions d "
-            "ON d.signal_id = s.id WHERE s.run_id = ? ORDER BY s.id DESC"
-        )
-        rows = await self._journal_rows(request, sql)
-        for row in rows:
-            row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
-        return _json(rows)
+        return _json(await self._read(self._view.recent_signals, self._limit(request)))
 
     async def decisions(self, request: web.Request) -> web.Response:
-        sql = "SELECT * FROM decisions WHERE run_id = ? ORDER BY id DESC"
-        rows = await self._journal_rows(request, sql)
-        for row in rows:
-            row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
-        return _json(rows)
+        return _json(await self._read(self._view.recent_decisions, self._limit(request)))
 
     async def positions(self, request: web.Request) -> web.Response:
         return _json(self._view.positions())
@@ -665,11 +649,8 @@ class StatusPage:
         return _json(list(self.bars))
 
     async def statistics(self, request: web.Request) -> web.Response:
-        rows = await self._query(
-            "SELECT net_pnl FROM trades WHERE run_id = ? ORDER BY exit_ts_ns, bracket_id",
-            (self._view.run_id,),
-        )
-        return _json(trade_statistics(r["net_pnl"] for r in rows))
+        pnls = await self._read(self._view.closed_pnls)
+        return _json(trade_statistics(pnls))
 
     # -- control -------------------------------------------------------------------------------
 
@@ -808,10 +789,10 @@ _SEND_CHARGE_MAX = 0.002
 """Seconds one WebSocket send is charged at most (longer: it waited for the peer)."""
 
 
-def _timed_query(view: RunView, sql: str, params: tuple[Any, ...]) -> tuple[list[Any], float]:
-    """``view.query`` in the journal thread, with the CPU seconds it took."""
+def _timed_read(read: Any, args: tuple[Any, ...]) -> tuple[Any, float]:
+    """A view read in the journal thread, with the CPU seconds it took."""
     started = time.thread_time()
-    rows = view.query(sql, params)
+    rows = read(*args)
     return rows, time.thread_time() - started
 
 

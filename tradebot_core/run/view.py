@@ -9,6 +9,7 @@ connection, so a slow query never holds the trading loop's transaction.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Callable
@@ -218,7 +219,8 @@ class RunView:
 
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """Rows from the journal through a read-only connection (its own snapshot: it never
-        waits for, nor holds up, the trading loop's writes)."""
+        waits for, nor holds up, the trading loop's writes). Services should prefer the named
+        reads below, which know the tables."""
         if self._reader is None:
             path = Path(self._run.journal_path)
             self._reader = sqlite3.connect(
@@ -227,6 +229,42 @@ class RunView:
         cursor = self._reader.execute(sql, params)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def recent_trades(self, limit: int) -> list[dict[str, Any]]:
+        """This run's closed trades, newest first."""
+        return self.query(
+            "SELECT * FROM trades WHERE run_id = ? ORDER BY exit_ts_ns DESC, trade_id DESC LIMIT ?",
+            (self.run_id, limit),
+        )
+
+    def recent_signals(self, limit: int) -> list[dict[str, Any]]:
+        """This run's signals, newest first, each with its routing decision's reasons."""
+        rows = self.query(
+            "SELECT s.*, d.approved, d.reasons FROM signals s LEFT JOIN decisions d "
+            "ON d.signal_id = s.id WHERE s.run_id = ? ORDER BY s.id DESC LIMIT ?",
+            (self.run_id, limit),
+        )
+        for row in rows:
+            row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
+        return rows
+
+    def recent_decisions(self, limit: int) -> list[dict[str, Any]]:
+        """This run's routing decisions, newest first."""
+        rows = self.query(
+            "SELECT * FROM decisions WHERE run_id = ? ORDER BY id DESC LIMIT ?",
+            (self.run_id, limit),
+        )
+        for row in rows:
+            row["reasons"] = json.loads(row["reasons"]) if row["reasons"] else []
+        return rows
+
+    def closed_pnls(self) -> list[str]:
+        """The net P&L of this run's closed trades, in the order they closed."""
+        rows = self.query(
+            "SELECT net_pnl FROM trades WHERE run_id = ? ORDER BY exit_ts_ns, trade_id",
+            (self.run_id,),
+        )
+        return [row["net_pnl"] for row in rows]
 
     def close(self) -> None:
         if self._reader is not None:
