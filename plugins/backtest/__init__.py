@@ -1,5 +1,6 @@
 """Backtesting: ``tradebot backtest`` and ``tradebot stress``, on the same pipeline as a run;
-``tradebot backtests summary`` (the saved runs) and ``tradebot data download`` (a feed's cache).
+``tradebot backtests summary`` (the saved runs), ``tradebot data download`` (a feed's cache) and
+``tradebot optimize`` (walk-forward tuning with Optuna).
 
 The commands are declared in the ``tradebot.commands`` entry-point group (by the functions
 below, so that ``tradebot --help`` lists them without importing :mod:`.commands`, which imports
@@ -37,6 +38,13 @@ def backtests_command() -> click.Group:
     return backtests_group
 
 
+def optimize_command() -> click.Command:
+    """Walk-forward tuning of CONFIG's settings with Optuna: in-sample vs out-of-sample."""
+    from .optimize import optimize
+
+    return optimize
+
+
 def data_command() -> click.Group:
     """Market data: `tradebot data download` fetches a feed's days into its cache."""
     from .tools import data_group
@@ -50,3 +58,4 @@ def register_commands(cli: Any) -> None:
     cli.add_command(stress_command())
     cli.add_command(backtests_command())
     cli.add_command(data_command())
+    cli.add_command(optimize_command())
