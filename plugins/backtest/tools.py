@@ -167,7 +167,7 @@ def download_command(
     days = _days(start, end)
     choice = loaded.config.feed
     info = _manager().get("feed", choice.plugin, loaded.where(("feed", "plugin")))
-    if not all(hasattr(info.cls, name) for name in ("cache_path", "_check_cost", "_download")):
+    if not all(hasattr(info.cls, name) for name in ("missing_days", "price_days", "download_day")):
         click.echo(
             f"the {choice.plugin} feed keeps no cache of downloaded days: nothing to download"
         )
@@ -177,13 +177,13 @@ def download_command(
         loaded = loaded.override([f"feed.{choice.plugin}.confirm=true"])
     pipeline = Pipeline(day_config(loaded, days[0]), _manager(), journal_path=":memory:")
     feed = pipeline.feed
-    missing = [day for day in days if not feed.cache_path(day).is_file()]
+    missing = feed.missing_days(days)
     cached = len(days) - len(missing)
     if not missing:
         click.echo(f"all {len(days)} day(s) already in the cache: nothing to download")
         return
     try:
-        cost = Decimal(feed._check_cost(missing)).quantize(Decimal("0.01"))
+        cost = Decimal(feed.price_days(missing)).quantize(Decimal("0.01"))
     except Exception as exc:  # the feed's budget, a refused key: the feed's own message
         raise click.ClickException(str(exc)) from None
     click.echo(f"{len(missing)} day(s) to download ({cached} already cached): ${cost}")
@@ -194,7 +194,7 @@ def download_command(
         )
     for day in missing:
         try:
-            feed._download(day, feed.cache_path(day))
+            feed.download_day(day)
         except Exception as exc:
             raise click.ClickException(f"{day}: {exc}") from None
         click.echo(f"{day}: {feed.cache_path(day)}")

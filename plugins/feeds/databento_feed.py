@@ -135,6 +135,21 @@ class DatabentoFeed:
             self._download(day, self.cache_path(day))
         return f"Databento: downloaded {len(missing)} day(s) for ${cost.quantize(Decimal('0.01'))}"
 
+    def missing_days(self, days: list[date]) -> list[date]:
+        """The days not in the cache yet."""
+        return [day for day in days if not self.cache_path(day).is_file()]
+
+    def price_days(self, days: list[date]) -> Decimal:
+        """What downloading ``days`` costs, asked of Databento first (refused above the budget
+        unless ``confirm``)."""
+        return self._check_cost(days)
+
+    def download_day(self, day: date) -> Path:
+        """Download one day into the cache (checked to the end before it is kept)."""
+        path = self.cache_path(day)
+        self._download(day, path)
+        return path
+
     # -- the stream ----------------------------------------------------------------------------
 
     async def stream(self) -> AsyncIterator[TickBatch | FeedStatus]:
