@@ -12,6 +12,7 @@ connection; a task samples the view every 250 ms for the ``live`` message.
 | ``GET /api/session/status`` | regime, indicators, risk state, account, run summary |
 | ``GET /api/trades``, ``signals``, ``decisions`` | from the journal, newest first, ``?limit=`` |
 | ``GET /api/positions``, ``statistics``, ``bars`` | open positions, run statistics, recent bars |
+| | (``bars?before=TS&limit=N``: older bars of the session) |
 | ``POST /api/session/start|stop|halt|resume`` | control (bearer token) |
 | ``POST /api/settings`` | profit target, loss limit, max position, symbol (bearer token) |
 | ``GET /ws`` | bars, signals, decisions, orders, fills, trades, regime and state, as they happen; |
@@ -186,6 +187,9 @@ class SessionSettings(BaseModel):
     symbol: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,12}$")
 
 
+SESSION_BARS = 2000  # closed bars kept for /api/bars?before= (a day of 1-minute bars)
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=dumps)
 
@@ -255,7 +259,8 @@ class StatusPage:
         self.view: RunView | None = None
         self.port = settings.port  # the bound port once started (port 0: a free one)
         self.started = time.monotonic()
-        self.bars: deque[dict[str, Any]] = deque(maxlen=settings.recent_bars)
+        # the session's bars (the dashboard scrolls back through them), 2000 at most
+        self.bars: deque[dict[str, Any]] = deque(maxlen=max(SESSION_BARS, settings.recent_bars))
         self.fanout = Fanout()
         self.clients: set[ClientQueue] = self.fanout.clients
         self.budget = Budget()  # the event loop's time senders and requests may take
@@ -646,7 +651,21 @@ class StatusPage:
         return _json(self._view.positions())
 
     async def recent_bars(self, request: web.Request) -> web.Response:
-        return _json(list(self.bars))
+        """The newest ``recent_bars`` bars; ``?limit=`` more or fewer, ``?before=TS_OPEN`` those
+        that opened before it (the dashboard scrolling back), oldest first."""
+        bars = list(self.bars)
+        raw = request.query.get("before")
+        if raw is not None:
+            try:
+                before = int(raw)
+            except ValueError:
+                raise web.HTTPBadRequest(
+                    text=dumps({"error": f"before: must be a bar's ts_open (ns), got {raw!r}"}),
+                    content_type="application/json",
+                ) from None
+            bars = [b for b in bars if b["ts_open"] < before]
+        keep = self._limit(request) if "limit" in request.query else self.settings.recent_bars
+        return _json(bars[-keep:])
 
     async def statistics(self, request: web.Request) -> web.Response:
         pnls = await self._read(self._view.closed_pnls)
