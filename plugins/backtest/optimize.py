@@ -466,8 +466,8 @@ def _cell(figures: dict[str, Any], key: str) -> str:
     return str(value)
 
 
-def _params_text(params: dict[str, Any]) -> str:
-    return ", ".join(f"{path}={json.dumps(value)}" for path, value in params.items())
+def _params_lines(params: dict[str, Any]) -> list[str]:
+    return [f"{path}={json.dumps(value)}" for path, value in params.items()]
 
 
 def print_table(data: dict[str, Any], console: Any = None) -> None:
@@ -487,7 +487,7 @@ def print_table(data: dict[str, Any], console: Any = None) -> None:
         table.add_row(
             str(w["window"]),
             f"{w['train'][0]}..{w['train'][1]}\n{w['test'][0]}..{w['test'][1]}",
-            "\n".join(f"{k}={json.dumps(v)}" for k, v in w["best_params"].items()),
+            "\n".join(_params_lines(w["best_params"])),
             *(_cell(w["in_sample"], key) for key, _ in shown),
             *(_cell(w["out_of_sample"], key) for key, _ in shown),
         )
@@ -540,9 +540,9 @@ def html_report(data: dict[str, Any]) -> str:
         oos_class = "win" if Decimal(w["out_of_sample"]["net_pnl"]) > 0 else "loss"
         rows.append(
             f'<tr id="window-{w["window"]}"><td>{w["window"]}</td>'
-            f"<td>{esc(w['train'][0])} .. {esc(w['train'][1])}<br>"
-            f"{esc(w['test'][0])} .. {esc(w['test'][1])}</td>"
-            f"<td>{esc(_params_text(w['best_params']))}</td>"
+            f'<td class="dates">train {esc(w["train"][0])} .. {esc(w["train"][1])}<br>'
+            f"test {esc(w['test'][0])} .. {esc(w['test'][1])}</td>"
+            f"<td>{'<br>'.join(esc(line) for line in _params_lines(w['best_params']))}</td>"
             + "".join(f'<td class="is">{esc(_cell(w["in_sample"], k))}</td>' for k, _ in COLUMNS)
             + "".join(
                 f'<td class="oos {oos_class}">{esc(_cell(w["out_of_sample"], k))}</td>'
@@ -559,15 +559,16 @@ def html_report(data: dict[str, Any]) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #1d2330; }}
+body {{ font-family: system-ui, sans-serif; margin: 2rem; max-width: 1400px; color: #1d2330; }}
 h1 {{ font-size: 1.4rem; }} .meta {{ color: #667; font-size: .85rem; }}
-table {{ border-collapse: collapse; margin: 1rem 0; }}
-th, td {{ padding: .3rem .6rem; border-bottom: 1px solid #e2e6ee; text-align: right; }}
+table {{ border-collapse: collapse; margin: 1rem 0; font-size: .85rem; }}
+td.dates {{ white-space: nowrap; }} th:nth-child(-n+3) {{ text-align: left; }}
+th, td {{ padding: .25rem .4rem; border-bottom: 1px solid #e2e6ee; text-align: right; }}
 td:nth-child(-n+3) {{ text-align: left; }} td:nth-child(3) {{ font-size: .8rem; }}
 td.is {{ background: #ebf4ff; }} td.oos {{ background: #fff5eb; }}
 td.oos.loss:nth-child(10) {{ color: #c53030; font-weight: 600; }}
 td.oos.win:nth-child(10) {{ color: #2f855a; font-weight: 600; }}
-figure svg {{ width: 100%; max-width: 800px; height: auto; }}
+figure svg {{ width: 100%; max-width: 700px; height: auto; }}
 </style></head><body>
 <h1>{esc(title)}</h1>
 <p class="meta">config {esc(data["config_hash"])} &middot; tradebot {esc(data["code_version"])}
