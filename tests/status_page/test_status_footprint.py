@@ -89,17 +89,16 @@ async def test_the_footprint_fills_its_panel_scrolls_back_and_zooms(
             )
             back = await visible(page)
             assert not any(back["forming"]) and len(back["ts"]) == len(now["ts"])
-            assert back["ts"][-1] == now["ts"][-12]  # the newest closed bar was -2, 10 more back
+            order = list(session)  # the session's closed bars, oldest first
+            assert order.index(back["ts"][-1]) == order.index(now["ts"][-2]) - 10
             assert back["times"][0] < now["times"][0]
             shown = [session[ts] for ts in back["ts"]]
             assert Decimal(back["low"]) < min(Decimal(b["low"]) for b in shown)
             assert Decimal(back["high"]) > max(Decimal(b["high"]) for b in shown)
             # new bars while scrolled back do not move the view
-            await feed(minutes(120, 2), live.pipeline)
-            await page.wait_for_function(
-                "(n) => document.querySelector('#fp-where').textContent.endsWith(` of ${n} bars`)",
-                arg=len(live.page.bars),
-            )
+            held = await page.evaluate("state.bars.length")
+            await feed(minutes(120, 2), live.pipeline)  # 11:59 and 12:00 close
+            await page.wait_for_function("(n) => state.bars.length === n", arg=held + 2)
             assert (await visible(page))["ts"] == back["ts"]
             # Home: the session's first bar (10:00), fetched from /api/bars?before=
             await page.focus("#footprint")
@@ -125,7 +124,7 @@ async def test_the_footprint_fills_its_panel_scrolls_back_and_zooms(
             wider = len((await visible(page))["ts"])
             await page.click("#fp-zoom-in")
             await page.click("#fp-zoom-in")
-            await page.keyboard.press("+")
+            await page.keyboard.press("+")  # the toolbar's button has the focus: the key works
             narrower = len((await visible(page))["ts"])
             assert wider > before > narrower, (wider, before, narrower)
             await page.screenshot(path=str(tmp_path / "footprint-zoomed.png"), full_page=True)

@@ -5,8 +5,8 @@
 const HEAD_H = 34, FOOT_H = 36, AXIS_W = 64, CANDLE_W = 9;
 // zoom levels: a bar column's width at least, a price row's height, the numbers' font size
 const ZOOMS = [
-  { col: 62, row: 12, font: 9 }, { col: 74, row: 13, font: 10 }, { col: 88, row: 15, font: 11 },
-  { col: 104, row: 17, font: 11 }, { col: 124, row: 20, font: 12 }, { col: 150, row: 23, font: 13 }];
+  { col: 56, row: 12, font: 9 }, { col: 66, row: 13, font: 10 }, { col: 78, row: 15, font: 11 },
+  { col: 94, row: 17, font: 11 }, { col: 116, row: 20, font: 12 }, { col: 144, row: 23, font: 13 }];
 const ROWS_PER = [1, 2, 3, 4, 5, 10, 20, 25, 50, 100, 200, 500, 1000];  // ticks a price row may hold
 const RATIO = 3, MIN_IMB = 10;  // as the imbalance detector: ask[P] vs bid[P-1], bid[P] vs ask[P+1]
 const KEEP_BARS = 2000, KEEP_ROWS = 200, OLDER_BATCH = 200;
@@ -206,7 +206,11 @@ function currentEnd() {  // the index, in state.bars, of the bar at the right ed
   if (view.endTs === null) return state.bars.length - 1;
   let end = state.bars.length - 1;
   while (end > 0 && state.bars[end].ts_open > view.endTs) end--;
-  return end;
+  return Math.max(end, Math.min(view.win ? view.win.n : 1, state.bars.length) - 1);
+}
+function showStart() {  // the session's first bars (fetched until the page has no older ones)
+  view.endTs = -Infinity;
+  renderFootprint();
 }
 function scrollBars(k) {  // k > 0: newer bars, k < 0: older
   const n = view.win ? view.win.n : 1;
@@ -269,12 +273,12 @@ function setupFootprintControls() {
   const stop = (e) => { if (drag && e.pointerId === drag.id) drag = null; };
   root.addEventListener("pointerup", stop);
   root.addEventListener("pointercancel", stop);
-  root.addEventListener("keydown", (e) => {
+  root.parentElement.addEventListener("keydown", (e) => {  // the chart or its toolbar focused
     const page = Math.max(1, (view.win ? view.win.n : 2) - 1);
     const keys = {
       ArrowLeft: () => scrollBars(e.shiftKey ? -page : -1), ArrowRight: () => scrollBars(e.shiftKey ? page : 1),
       PageUp: () => scrollBars(-page), PageDown: () => scrollBars(page),
-      Home: () => showEnd(0), End: () => { view.endTs = null; renderFootprint(); },
+      Home: showStart, End: () => { view.endTs = null; renderFootprint(); },
       "+": () => zoom(1), "=": () => zoom(1), "-": () => zoom(-1), _: () => zoom(-1),
     };
     if (keys[e.key] && !e.ctrlKey && !e.metaKey && !e.altKey) { e.preventDefault(); keys[e.key](); }
