@@ -137,15 +137,38 @@ def _warm_sets(
     """For each day, the last ``warmup_bars`` closed bars of the days before it."""
     if warmup_bars == 0:
         return dict.fromkeys(days)
-    bars: dict[date, BarSet] = {}
-    jobs = [DayJob(loaded, day, Decimal(0)) for day in days]
+    key = _bars_key(loaded)
+    known = _DAY_BARS.setdefault(key, {})
+    todo = [day for day in days if day not in known]
+    jobs = [DayJob(loaded, day, Decimal(0)) for day in todo]
     for index, day_set in executor.map(day_bars, jobs):
-        bars[days[index]] = day_set
+        known[todo[index]] = day_set
+    bars = {day: known[day] for day in days}
     warm: dict[date, BarSet | None] = {}
     for i, day in enumerate(days):
         before = [bars[d] for d in days[max(0, i - _days_needed(bars, days, i, warmup_bars)) : i]]
         warm[day] = BarSet.concat(before, last=warmup_bars) if before else None
     return warm
+
+
+_DAY_BARS: dict[str, dict[date, BarSet]] = {}
+"""Days' bars already built in this process, by what they depend on: a walk-forward search runs
+many backtests of the same days with other detector or router settings, and their bars are the
+same."""
+
+
+def _bars_key(loaded: LoadedConfig) -> str:
+    """What a day's bars depend on: the feed (its ticks), the instrument, the bar length and the
+    price band (which ticks are dropped); not the detectors, the regime, the router or risk."""
+    cfg = loaded.config
+    part = {
+        "feed": cfg.feed.model_dump(mode="json"),
+        "symbol": cfg.symbol,
+        "timeframe_s": cfg.timeframe_s,
+        "instruments": {k: v.model_dump(mode="json") for k, v in cfg.instruments.items()},
+        "price_band_pct": str(cfg.risk.price_band_pct),
+    }
+    return json.dumps(part, sort_keys=True, default=str)
 
 
 def _days_needed(bars: dict[date, BarSet], days: list[date], i: int, want: int | None) -> int:
