@@ -17,8 +17,8 @@ REQUIRE_BROWSER = "TRADEBOT_REQUIRE_BROWSER"
 
 def shared_data_dir() -> Path:
     """The recorded CME sample data shipped with the tests (``tests/data``, see its MANIFEST);
-    ``TRADEBOT_SHARED_DATA`` points the tests at another copy laid out the same way."""
-    override = os.environ.get("TRADEBOT_SHARED_DATA")
+    ``TRADEBOT_TEST_DATA`` points the tests at another copy laid out the same way."""
+    override = os.environ.get("TRADEBOT_TEST_DATA")
     return Path(override) if override else SAMPLE_DATA
 
 
@@ -26,7 +26,7 @@ def shared_data_dir() -> Path:
 def shared_data() -> Path:
     path = shared_data_dir()
     if not (path / "MANIFEST.md").exists():
-        pytest.fail(f"sample data not found at {path} (tests/data, or TRADEBOT_SHARED_DATA)")
+        pytest.fail(f"sample data not found at {path} (tests/data, or TRADEBOT_TEST_DATA)")
     return path
 
 

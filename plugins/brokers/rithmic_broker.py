@@ -424,30 +424,9 @@ class RithmicBroker(Broker):
     # -- the client (its thread) ----------------------------------------------------------------
 
     def _make_client(self) -> RithmicClient:
-        import ssl
+        from ..feeds.rithmic_feed import make_client
 
-        from async_rithmic import ReconnectionSettings, RetrySettings, RithmicClient
-
-        s = self.settings
-        client = RithmicClient(
-            user=s.user,
-            password=self._password,
-            system_name=s.system_name,
-            app_name=s.app_name,
-            app_version=s.app_version,
-            url=s.gateway,
-            reconnection_settings=ReconnectionSettings(
-                max_retries=s.reconnect_max_attempts,
-                backoff_type=s.reconnect_backoff,
-                interval=s.reconnect_interval_s,
-                max_delay=s.reconnect_max_s,
-            ),
-            retry_settings=RetrySettings(max_retries=2, timeout=s.request_timeout_s),
-        )
-        if s.ca_file is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.load_verify_locations(s.ca_file)
-            client.ssl_context = context  # read by every plant when it opens its socket
+        client = make_client(self.settings, self._password)
         client.on_rithmic_order_notification += self._on_order_notification
         client.on_exchange_order_notification += self._on_exchange_notification
         client.on_connected += self._on_connected

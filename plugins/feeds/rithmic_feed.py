@@ -254,6 +254,35 @@ def _iso(ts_ns: int | None) -> str:
     return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
 
 
+def make_client(s: Any, password: str) -> RithmicClient:
+    """An ``async_rithmic`` client from Rithmic settings (the feed's or the broker's: user,
+    system, app, gateway, reconnection, request timeout, and a CA file for a private gateway)."""
+    import ssl
+
+    from async_rithmic import ReconnectionSettings, RetrySettings, RithmicClient
+
+    client = RithmicClient(
+        user=s.user,
+        password=password,
+        system_name=s.system_name,
+        app_name=s.app_name,
+        app_version=s.app_version,
+        url=s.gateway,
+        reconnection_settings=ReconnectionSettings(
+            max_retries=s.reconnect_max_attempts,
+            backoff_type=s.reconnect_backoff,
+            interval=s.reconnect_interval_s,
+            max_delay=s.reconnect_max_s,
+        ),
+        retry_settings=RetrySettings(max_retries=2, timeout=s.request_timeout_s),
+    )
+    if s.ca_file is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.load_verify_locations(s.ca_file)
+        client.ssl_context = context  # read by every plant when it opens its socket
+    return client
+
+
 class RithmicFeed(Feed):
     """Rithmic last trades as tick batches, with warm-up, back-fill and no trade twice."""
 
@@ -363,31 +392,7 @@ class RithmicFeed(Feed):
     # -- the client ---------------------------------------------------------------------------
 
     def _client(self) -> RithmicClient:
-        import ssl
-
-        from async_rithmic import ReconnectionSettings, RetrySettings, RithmicClient
-
-        s = self.settings
-        client = RithmicClient(
-            user=s.user,
-            password=self._password,
-            system_name=s.system_name,
-            app_name=s.app_name,
-            app_version=s.app_version,
-            url=s.gateway,
-            reconnection_settings=ReconnectionSettings(
-                max_retries=s.reconnect_max_attempts,
-                backoff_type=s.reconnect_backoff,
-                interval=s.reconnect_interval_s,
-                max_delay=s.reconnect_max_s,
-            ),
-            retry_settings=RetrySettings(max_retries=2, timeout=s.request_timeout_s),
-        )
-        if s.ca_file is not None:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            context.load_verify_locations(s.ca_file)
-            client.ssl_context = context  # read by every plant when it opens its socket
-        return client
+        return make_client(self.settings, self._password)
 
     async def _supervise(self, client: RithmicClient, tap: _ErrorTap) -> None:
         try:

@@ -88,7 +88,7 @@ def main() -> None:
     mes = registry["MES"]
     demo = generate_session(DemoSettings(), mes, date(2024, 11, 13))
     report("demo MES, 300 s bars", demo, mes, 300)
-    data = Path(os.environ.get("TRADEBOT_SHARED_DATA", Path(__file__).parents[1] / "data"))
+    data = Path(os.environ.get("TRADEBOT_TEST_DATA", Path(__file__).parents[1] / "data"))
     es = records_to_ticks(db.DBNStore.from_file(data / SAMPLE).to_ndarray())
     report("real ES sample, 60 s bars", es, registry["ES"], 60)
 

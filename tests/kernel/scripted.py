@@ -12,15 +12,12 @@ import tradebot_plugins.brokers.paper as paper_plugin
 from tradebot_core import hookimpl
 from tradebot_core.components import PluginSettings
 from tradebot_core.plugins import PluginManager
+from tradebot_core.testing import ApproveAll, FixedRegime
 from tradebot_core.types import (
     TICK_DTYPE,
     Direction,
     FeedStatus,
     FeedStatusKind,
-    OrderIntent,
-    Regime,
-    RegimeState,
-    RouteDecision,
     Signal,
     TickBatch,
 )
@@ -109,43 +106,6 @@ class BarDirection:
                 detector=self.name,
             )
         ]
-
-
-class FixedRegime:
-    name = "fixed"
-
-    def __init__(self, settings: Any, context: Any) -> None:
-        pass
-
-    def classify(self, history: Any) -> RegimeState:
-        return RegimeState(
-            regime=Regime.RANGING, confidence=1.0, bar_ts_ns=int(history.bars[-1]["ts_open"])
-        )
-
-
-class ApproveAll:
-    name = "approve_all"
-
-    class Settings(PluginSettings):
-        stop_ticks: int = 8
-        target_ticks: int = 8
-
-    def __init__(self, settings: Any, context: Any) -> None:
-        self.settings = settings
-        self.context = context
-
-    def route(self, signal: Signal, regime: RegimeState) -> RouteDecision:
-        intent = OrderIntent(
-            symbol=self.context.symbol,
-            direction=signal.direction,
-            quantity=self.context.config.quantity,
-            stop_ticks=self.settings.stop_ticks,
-            target_ticks=self.settings.target_ticks,
-            signal=signal,
-            regime=regime,
-            reasons=("approve_all",),
-        )
-        return RouteDecision(signal=signal, intent=intent, reasons=("approve_all",))
 
 
 class KernelTestPlugin:
