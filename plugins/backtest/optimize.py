@@ -37,7 +37,7 @@ from typing import Any
 
 import click
 
-from tradebot_core import ConfigError, LoadedConfig, __version__, load_config
+from tradebot_core import ConfigError, LoadedConfig, __version__
 
 DRAWDOWN_PENALTY = Decimal("0.5")
 PROFIT_FACTOR_CAP = 100.0
@@ -596,18 +596,6 @@ out-of-sample total {esc(s["out_of_sample_net_pnl"])} over {s["out_of_sample_tra
 # -- the command ---------------------------------------------------------------------------------
 
 
-def _load(config: str, symbol: str | None, overrides: tuple[str, ...]) -> LoadedConfig:
-    extra = [*overrides]
-    if symbol:
-        extra.insert(0, f"symbol={symbol}")
-    try:
-        return load_config(config, extra)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            click.echo(f"error: {problem}", err=True)
-        raise SystemExit(2) from None
-
-
 def _check_space(loaded: LoadedConfig, space: list[Param]) -> None:
     """Every parameter's extremes (or choices) applied once, so a wrong path fails before any
     backtest."""
@@ -700,7 +688,7 @@ def optimize(
     """
     from tradebot_core.calendar import trading_days
 
-    from .commands import prepare_feed
+    from .commands import _load, prepare_feed
     from .executors import make_executor
 
     if min(train, test, trials) < 1 or (step is not None and step < 1):

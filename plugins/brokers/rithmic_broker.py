@@ -40,17 +40,15 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
 from tradebot_core import (
     PRICE_SCALE,
@@ -61,8 +59,6 @@ from tradebot_core import (
     OrderSide,
     OrderUpdate,
     PluginContext,
-    PluginSettings,
-    __version__,
     hookimpl,
     register_secret,
     root_symbol,
@@ -71,56 +67,26 @@ from tradebot_core import (
 if TYPE_CHECKING:
     from async_rithmic import RithmicClient
 
+from ..feeds.rithmic_feed import ENV, RithmicConnectionSettings, _env, make_client
+
 log = logging.getLogger(__name__)
 
-ENV = {
-    "user": "RITHMIC_USER",
-    "password": "RITHMIC_PASSWORD",
-    "system_name": "RITHMIC_SYSTEM",
-    "gateway": "RITHMIC_GATEWAY",
-    "account_id": "RITHMIC_ACCOUNT_ID",
-    "app_name": "RITHMIC_APP_NAME",
-    "app_version": "RITHMIC_APP_VERSION",
-}
 _RP_CODE = re.compile(r"""['"]rp_?[cC]ode['"]:\s*\[([^\]]*)\]""")
 _USER_TAG = re.compile(r"""['"]user_tag['"]:\s*['"]([^'"]+)['"]""")
 MARKET, LIMIT, STOP_MARKET = 2, 1, 4  # PriceType in Rithmic's order notifications
 BUY, SELL = 1, 2  # TransactionType
 
 
-def _env(name: str, default: str = "") -> Any:
-    return lambda: os.environ.get(ENV[name], default)
-
-
 class RithmicBrokerError(RuntimeError):
     """The broker cannot work: settings missing, login refused, the contract unknown."""
 
 
-class RithmicBrokerSettings(PluginSettings):
+class RithmicBrokerSettings(RithmicConnectionSettings):
     """YAML section ``broker.rithmic``; the credentials default to the ``RITHMIC_*`` variables."""
 
-    user: str = Field(default_factory=_env("user"), description="default: $RITHMIC_USER")
-    password: SecretStr = Field(
-        default_factory=lambda: SecretStr(os.environ.get(ENV["password"], "")),
-        description="default: $RITHMIC_PASSWORD",
-    )
-    system_name: str = Field(
-        default_factory=_env("system_name", "Rithmic Test"),
-        description="'Rithmic Test', 'Rithmic Paper Trading', ...; default: $RITHMIC_SYSTEM",
-    )
-    gateway: str = Field(
-        default_factory=_env("gateway"),
-        description="wss://host:port of the gateway; default: $RITHMIC_GATEWAY",
-    )
     account_id: str = Field(
         default_factory=_env("account_id"), description="required; default: $RITHMIC_ACCOUNT_ID"
     )
-    app_name: str = Field(default_factory=_env("app_name", "tradebot"))
-    app_version: str = Field(default_factory=_env("app_version", __version__))
-    ca_file: Path | None = Field(
-        default=None, description="trust this CA instead of the one async-rithmic bundles"
-    )
-    exchange: str = "CME"
     contracts: dict[str, str] = Field(
         default_factory=dict, description="run symbol -> contract, e.g. {ES: ESZ6}"
     )
@@ -130,11 +96,6 @@ class RithmicBrokerSettings(PluginSettings):
     commission_per_side: Decimal = Field(
         default=Decimal("0.62"), ge=0, description="dollars per contract per fill (journal)"
     )
-    reconnect_interval_s: float = Field(default=1.0, gt=0)
-    reconnect_backoff: Literal["constant", "linear", "exponential"] = "linear"
-    reconnect_max_s: float = Field(default=30.0, gt=0)
-    reconnect_max_attempts: int | None = Field(default=None, ge=1)
-    request_timeout_s: float = Field(default=10.0, gt=0)
     flatten_confirm_s: float = Field(
         default=10.0, gt=0, description="how long the position listing is polled for flat"
     )
@@ -424,8 +385,6 @@ class RithmicBroker(Broker):
     # -- the client (its thread) ----------------------------------------------------------------
 
     def _make_client(self) -> RithmicClient:
-        from ..feeds.rithmic_feed import make_client
-
         client = make_client(self.settings, self._password)
         client.on_rithmic_order_notification += self._on_order_notification
         client.on_exchange_order_notification += self._on_exchange_notification

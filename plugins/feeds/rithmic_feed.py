@@ -80,6 +80,7 @@ ENV = {
     "password": "RITHMIC_PASSWORD",
     "system_name": "RITHMIC_SYSTEM",
     "gateway": "RITHMIC_GATEWAY",
+    "account_id": "RITHMIC_ACCOUNT_ID",
     "app_name": "RITHMIC_APP_NAME",
     "app_version": "RITHMIC_APP_VERSION",
 }
@@ -95,8 +96,9 @@ class RithmicFeedError(RuntimeError):
     """The feed cannot go on: login refused, no contract, gave up reconnecting."""
 
 
-class RithmicFeedSettings(PluginSettings):
-    """YAML section ``feed.rithmic``; the credentials default to the ``RITHMIC_*`` variables."""
+class RithmicConnectionSettings(PluginSettings):
+    """What the feed and the broker both need to reach Rithmic (:func:`make_client`); the
+    credentials default to the ``RITHMIC_*`` variables."""
 
     user: str = Field(default_factory=_env("user"), description="default: $RITHMIC_USER")
     password: SecretStr = Field(
@@ -116,20 +118,25 @@ class RithmicFeedSettings(PluginSettings):
     ca_file: Path | None = Field(
         default=None, description="trust this CA instead of the one async-rithmic bundles"
     )
-    symbol: str | None = Field(default=None, description="the contract (ESZ6); overrides")
-    root: str | None = Field(default=None, description="product for front_month; default: run's")
     exchange: str = "CME"
-    front_month: bool = Field(default=True, description="ask Rithmic for the front month")
-    batch_ms: int = Field(default=100, ge=1, description="a batch goes out this long after")
-    batch_size: int = Field(default=1_000, ge=1, description="trades per TickBatch at most")
     reconnect_interval_s: float = Field(default=1.0, gt=0)
     reconnect_backoff: Literal["constant", "linear", "exponential"] = "linear"
     reconnect_max_s: float = Field(default=30.0, gt=0)
     reconnect_max_attempts: int | None = Field(
         default=None, ge=1, description="attempts per outage before giving up; None: never"
     )
-    connect_attempts: int = Field(default=3, ge=1, description="at start, gateway unreachable")
     request_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class RithmicFeedSettings(RithmicConnectionSettings):
+    """YAML section ``feed.rithmic``."""
+
+    symbol: str | None = Field(default=None, description="the contract (ESZ6); overrides")
+    root: str | None = Field(default=None, description="product for front_month; default: run's")
+    front_month: bool = Field(default=True, description="ask Rithmic for the front month")
+    batch_ms: int = Field(default=100, ge=1, description="a batch goes out this long after")
+    batch_size: int = Field(default=1_000, ge=1, description="trades per TickBatch at most")
+    connect_attempts: int = Field(default=3, ge=1, description="at start, gateway unreachable")
     warmup: bool = Field(default=True, description="replay the session so far before live")
     warmup_lookback_s: int | None = Field(
         default=None, ge=1, description="replay this far back instead of the session open"

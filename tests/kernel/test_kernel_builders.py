@@ -11,7 +11,6 @@ import sys
 import textwrap
 from importlib.metadata import entry_points
 
-import pluggy
 import pytest
 
 from tradebot_core import (
@@ -366,4 +365,4 @@ def test_the_public_face_is_typed_and_complete():
     assert (pathlib.Path(tradebot_core.__file__).parent / "py.typed").is_file()
     for name in tradebot_core.__all__:
         assert getattr(tradebot_core, name) is not None, name
-    assert isinstance(pluggy.HookimplMarker("tradebot"), type(tradebot_core.hookimpl))
+    assert tradebot_core.hookimpl.project_name == tradebot_core.PROJECT_NAME == "tradebot"
