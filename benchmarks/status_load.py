@@ -161,12 +161,20 @@ async def session(
     times: dict[str, float] = {}
     stream = pipeline.feed.stream
 
+    def page_cpu() -> float:
+        """CPU seconds the page's thread has used (its own clock, read from this thread)."""
+        thread = status_page._thread if status_page is not None else None
+        if thread is None or thread.ident is None:
+            return 0.0
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
     async def gated() -> Any:
         async with aclosing(stream()) as items:
             async for item in items:  # the first item comes once the session is generated
                 if "start" not in times:
                     await gate.wait()
                     times["start"] = time.perf_counter()
+                    times["page_cpu_start"] = page_cpu()
                 yield item
 
     pipeline.feed.stream = gated
@@ -176,12 +184,13 @@ async def session(
 
     def measure_queues() -> None:
         if status_page is not None:
-            for client in status_page.clients:
-                largest["queue"] = max(largest["queue"], len(client))
+            for client in list(status_page.clients):
+                largest["queue"] = max(largest["queue"], client.most)
                 largest["bars"] = max(largest["bars"], client.bars)
 
     def on_stop(event: Any) -> None:
         times.setdefault("end", time.perf_counter())
+        times.setdefault("page_cpu_end", page_cpu())
         measure_queues()
         if proc is not None and proc.stdin is not None:  # the clients go, the page stops fast
             proc.stdin.write(b"stop\n")
@@ -210,6 +219,7 @@ async def session(
             if len(status_page.clients) >= ready["ready"]:
                 break
             await asyncio.sleep(0.01)
+        await asyncio.sleep(args.settle)  # the pollers polling, the handshakes paid off
 
     async def sample() -> None:
         while True:
@@ -229,6 +239,7 @@ async def session(
         clients = json.loads(out.decode().strip().splitlines()[-1])
     return {
         "wall": times["end"] - times["start"],
+        "page_cpu": times.get("page_cpu_end", 0.0) - times.get("page_cpu_start", 0.0),
         "summary": {key: str(getattr(summary, key)) for key in SUMMARY},
         "exit": summary.exit,
         "ticks": summary.ticks,
@@ -249,6 +260,9 @@ def main() -> None:
     parser.add_argument("--pollers", type=int, default=50, help="REST pollers")
     parser.add_argument("--period", type=float, default=0.01, help="a poller's pause, seconds")
     parser.add_argument("--client-seconds", type=float, default=120.0, help="clients' deadline")
+    parser.add_argument(
+        "--settle", type=float, default=1.0, help="seconds of load before the session starts"
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument("--profile", help="cProfile the loaded runs into this file")
     parser.add_argument("--clients", help=argparse.SUPPRESS)
@@ -297,7 +311,11 @@ def main() -> None:
                     profiler.disable()
             if round_:
                 results[name].append(result)
-                print(f"  run {round_} {name}: {result['wall']:.3f} s ({result['exit']})")
+                print(
+                    f"  run {round_} {name}: {result['wall']:.3f} s ({result['exit']}), "
+                    f"page thread CPU {result['page_cpu'] * 1000:.0f} ms "
+                    f"({result['page_cpu'] / result['wall']:.0%} of the run)"
+                )
     if profiler is not None:
         profiler.dump_stats(args.profile)
         print(f"profile of the loaded runs: {args.profile}")

@@ -1,9 +1,11 @@
 """The status page's live stream: bus events to WebSocket messages, without slowing the pipeline.
 
-The bus calls :meth:`Fanout.publish` from the hot path, synchronously: it wraps the event in one
-:class:`Message` shared by every client and appends that to each client's queue (no JSON, no
-await, O(1) per client). The first WebSocket sender that takes a message encodes it; the others
-reuse that text, so an event is encoded once however many clients watch.
+The bus calls :meth:`Fanout.defer` from the trading loop's hot path: it appends the event to a
+thread-safe deque and returns (no JSON, no lock, O(1) whatever the number of clients). The page's
+own thread takes the deferred events every :data:`FLUSH_INTERVAL_S` (:meth:`Fanout.flush`), wraps
+each in one :class:`Message` shared by every client and appends it to each client's queue. The
+first WebSocket sender that takes a message encodes it; the others reuse that text, so an event
+is encoded once however many clients watch, and never on the trading loop.
 
 A client that cannot keep up loses bar updates first (oldest first: the page only draws the
 latest bars); if even that is not enough, older messages go too and the client is sent a
@@ -15,11 +17,17 @@ Between bar closes the page samples the run every :data:`LIVE_INTERVAL_S` and se
 message (last price, position, P&L, the forming bar) when something changed. A client holds at
 most one of them: a newer one replaces the one not yet sent, so a slow client gets the latest
 state, never a backlog, and live messages never push out events.
+
+The page's thread may use :data:`CPU_SHARE` of one CPU on average (:class:`CpuBudget`, measured
+with the thread's own CPU clock, so it counts everything the page does: accepting, parsing,
+encoding, the socket writes): past it the thread sleeps, queues fill and drop by the rule above,
+requests wait in the kernel, and trading goes on at full speed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import json
 import logging
@@ -53,15 +61,25 @@ STREAMED: dict[EventKind, str] = {
 LIVE_INTERVAL_S = 0.25
 """How often the status page samples the run for its ``live`` message: 4 a second at most."""
 
-SEND_SHARE = 0.05
-"""The share of the event loop's time the page's WebSocket senders and REST handlers may use, on
-average (a token bucket, :class:`Budget`): past it they wait, queues fill and drop, trading goes
-on at full speed. A live session never comes near it; a max-speed replay watched by hundreds of
-clients does."""
+CPU_SHARE = 0.04
+"""The share of one CPU the page's thread may use on average while trading is busy
+(:class:`CpuBudget`): a max-speed replay watched by hundreds of clients reaches it, and then the
+page lags while trading keeps its speed."""
+
+IDLE_SHARE = 0.5
+"""The share of the trading thread's idle time (a live session waiting for ticks) the page's
+thread may use on top of :data:`CPU_SHARE`."""
 
 FLUSH_INTERVAL_S = 0.05
-"""How long bus events wait before they are queued for the clients (and the senders woken): at
-a replay's full speed, one wake-up per client for many events."""
+"""How often the page's thread takes the deferred bus events and queues them for the clients (and
+wakes the senders): at a replay's full speed, one wake-up per client for many events."""
+
+PAUSE_SLICE_S = 0.05
+"""The longest the page's thread sleeps at once to keep its share before counting again."""
+
+MAX_PENDING = 20_000
+"""Events the trading loop defers for the page's thread at most; past it (the page sleeping
+through a replay at full speed) the oldest go and every client is told to resync."""
 
 RESYNC = '{"type": "resync", "data": {"reason": "this client fell behind: reload the state"}}'
 
@@ -134,6 +152,7 @@ class ClientQueue:
         self.limit = limit
         self.max_bars = max_bars
         self.dropped = 0
+        self.most = 0  # the most messages it held at once (for tests and benchmarks)
         self.behind = False
         self.wake = asyncio.Event()
 
@@ -155,6 +174,7 @@ class ClientQueue:
                 self.other_items.popleft()
                 self.behind = True
         (bars if message.is_bar else self.other_items).append(message)
+        self.most = max(self.most, len(self))
         self.wake.set()
 
     def extend(self, messages: list[Message], bars: list[Message], others: list[Message]) -> None:
@@ -173,6 +193,7 @@ class ClientQueue:
         else:
             for message in messages:
                 self.put(message)
+        self.most = max(self.most, len(self))
         self.wake.set()
 
     def put_live(self, message: Message) -> None:
@@ -198,39 +219,47 @@ class ClientQueue:
 
 
 class Fanout:
-    """The bus side of the stream: one :class:`Message` per event, queued for every client."""
+    """The bus side of the stream: events deferred by the trading loop, then one
+    :class:`Message` per event queued for every client by the page's thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending: int = MAX_PENDING) -> None:
         self.clients: set[ClientQueue] = set()
         self.seq = 0
-        self.pending: list[Message] = []  # deferred: not yet in the clients' queues
-        self._scheduled = False
+        # deferred: not yet in the clients' queues (past max_pending, the oldest go)
+        self.pending: deque[Event] = deque(maxlen=max_pending)
+        self.overflowed = False  # some were lost before a flush: every client resyncs
 
     def defer(self, event: Event) -> None:
-        """Called by the bus, in the hot path: O(1) whatever the number of clients. The event
-        reaches the clients' queues in :meth:`flush`, :data:`FLUSH_INTERVAL_S` later at most (one
-        bulk extend and one wake-up per client for all the events of that time)."""
-        if not self.clients:
-            return
-        self.seq += 1
-        self.pending.append(Message(event, self.seq))
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_later(FLUSH_INTERVAL_S, self.flush)
+        """Called by the bus, in the trading loop's hot path: one append to a thread-safe deque,
+        whatever the number of clients. The event reaches the clients' queues in :meth:`flush`
+        (the page's thread, every :data:`FLUSH_INTERVAL_S`)."""
+        if self.clients:
+            pending = self.pending
+            if len(pending) == pending.maxlen:
+                self.overflowed = True
+            pending.append(event)
 
     def flush(self) -> None:
-        """Queue the deferred events for every client (in publish order)."""
-        self._scheduled = False
-        messages, self.pending = self.pending, []
-        if not messages:
+        """Queue the deferred events for every client, in publish order (the page's thread)."""
+        pending = self.pending
+        if not pending:
             return
+        if self.overflowed:  # the page slept through more events than it keeps
+            self.overflowed = False
+            for client in list(self.clients):
+                client.behind = True
+        messages = []
+        with contextlib.suppress(IndexError):
+            while True:  # popleft while the trading loop may append: each one atomic
+                self.seq += 1
+                messages.append(Message(pending.popleft(), self.seq))
         bars = [m for m in messages if m.is_bar]
         others = [m for m in messages if not m.is_bar]
-        for client in self.clients:
+        for client in list(self.clients):
             client.extend(messages, bars, others)
 
     def publish(self, event: Event) -> None:
-        """Called by the bus, in the hot path: one small object, then O(1) per client."""
+        """Queue one event for every client at once (the page's thread, and tests)."""
         if not self.clients:
             return
         self.seq += 1
@@ -253,39 +282,69 @@ class Fanout:
             client.put_live(message)
 
 
-class Budget:
-    """A token bucket of event-loop seconds: :meth:`spend` what a send or a request took,
-    :meth:`wait` before the next one. It refills at ``share`` seconds per second up to
-    ``burst``; once empty, waiters queue on a lock and sleep, one at a time, until it is
-    positive again (each refill wakes one waiter, never the whole crowd)."""
+class CpuBudget:
+    """A token bucket of the calling thread's CPU seconds, called only from the thread it paces.
 
-    def __init__(self, share: float = SEND_SHARE, burst: float = 0.02) -> None:
+    :meth:`pace`, after any piece of work, takes what the thread used since the last call (its
+    own CPU clock: Python, JSON, syscalls, all of it) plus what was charged for other threads
+    (:meth:`charge`, e.g. journal reads). The bucket refills at ``share`` seconds per second,
+    plus ``idle_share`` of the time the process left idle (wall time its threads did not use
+    the CPU): a busy replay gives the page ``share`` of a CPU, a live session waiting for ticks
+    lets it use more. Past its budget (bursts of ``burst`` seconds) the thread sleeps until the
+    bucket is even again, in slices, so that idle time refills it meanwhile."""
+
+    def __init__(
+        self, share: float = CPU_SHARE, burst: float = 0.005, idle_share: float = IDLE_SHARE
+    ) -> None:
         self.share = share
+        self.idle_share = idle_share
         self.burst = burst
         self.tokens = burst
         self.stamp = time.perf_counter()
+        self.cpu = time.thread_time()
+        self.process_cpu = time.process_time()
+        self.extra = 0.0  # CPU seconds of other threads, charged
         self.spent = 0.0  # seconds spent in all (for tests and benchmarks)
-        self.waited = 0  # times something had to wait
-        self._lock: asyncio.Lock | None = None
+        self.slept = 0.0  # seconds the thread slept to keep its share
+        self.pauses = 0  # times it had to
 
-    def _refill(self) -> float:
-        now = time.perf_counter()
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.share)
-        self.stamp = now
+    def restart(self) -> None:
+        """Start counting in the calling thread (the one :meth:`pace` will be called from)."""
+        self.cpu = time.thread_time()
+        self.process_cpu = time.process_time()
+        self.stamp = time.perf_counter()
+        self.tokens = self.burst
+
+    def debt(self) -> float:
+        """Seconds of CPU the thread is past its share now (0: it may work). Any thread may ask."""
+        refilled = self.tokens + (time.perf_counter() - self.stamp) * self.share
+        return max(0.0, -refilled)
+
+    def charge(self, seconds: float) -> None:
+        """CPU another thread spent for this one (e.g. a journal read)."""
+        self.extra += seconds
+
+    def pace(self) -> float:
+        """Count what the thread used; sleep while that is past its budget (the seconds slept),
+        in slices of :data:`PAUSE_SLICE_S`."""
+        slept = 0.0
+        while self._count() < 0:
+            pause = min(max(-self.tokens / self.share, 0.001), PAUSE_SLICE_S)
+            time.sleep(pause)  # the whole page waits: its thread's share is used
+            slept += pause
+        if slept:
+            self.pauses += 1
+            self.slept += slept
+        return slept
+
+    def _count(self) -> float:
+        """Take what the thread used and refill for the time passed: the tokens left."""
+        cpu, process_cpu, now = time.thread_time(), time.process_time(), time.perf_counter()
+        used = cpu - self.cpu + self.extra
+        wall = now - self.stamp
+        idle = wall - (process_cpu - self.process_cpu)  # no thread of the process on a CPU
+        refill = wall * self.share + max(0.0, idle) * self.idle_share
+        self.cpu, self.process_cpu, self.stamp, self.extra = cpu, process_cpu, now, 0.0
+        self.tokens = min(self.burst, self.tokens + refill) - used
+        self.spent += used
         return self.tokens
-
-    def spend(self, seconds: float) -> None:
-        self.spent += seconds
-        self._refill()
-        self.tokens -= seconds
-
-    async def wait(self) -> None:
-        """Return at once while there is budget left, else when there is again."""
-        if self._refill() > 0 and (self._lock is None or not self._lock.locked()):
-            return
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            while self._refill() <= 0:
-                self.waited += 1
-                await asyncio.sleep(-self.tokens / self.share + 0.001)

@@ -1,9 +1,14 @@
 """The ``status_page`` service: a REST API, a WebSocket and a dashboard, served by aiohttp.
 
-It runs in the pipeline's event loop and uses only the run's view (``pipeline.view``): its bus
-callback appends events to per-client queues (bounded: a slow browser loses old bar updates, never
-slows the pipeline); journal reads run in a thread of its own through the view's read-only
-connection; a task samples the view every 250 ms for the ``live`` message.
+It runs in a thread of its own, with its own event loop, and uses only the run's view
+(``pipeline.view``). The trading loop's part is one append per event (the bus callback defers it
+to the page's thread); the page's thread encodes events and fans them out to bounded per-client
+queues (a slow browser loses old bar updates, never slows the pipeline), serves REST and the
+WebSocket, and may use :data:`CPU_SHARE` of a CPU at most (past it, it sleeps). State that lives
+on the trading loop (positions, risk, regime, the forming bar) is read there in one short call,
+shared by the requests that come meanwhile; journal reads go through the view's read-only
+connection in a thread; ``GET /`` (health) reads a few numbers directly, so it answers even when
+the trading loop is stuck. Control runs on the trading loop, and answers once it took effect.
 
 | route | what |
 |---|---|
@@ -34,14 +39,15 @@ carries a secret.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
-import contextvars
 import hmac
 import ipaddress
 import json
 import logging
 import mimetypes
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -54,10 +60,12 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from tradebot_plugins.services._status_stats import trade_statistics
 from tradebot_plugins.services._status_stream import (
+    CPU_SHARE,
+    FLUSH_INTERVAL_S,
     LIVE_INTERVAL_S,
     STREAMED,
-    Budget,
     ClientQueue,
+    CpuBudget,
     Fanout,
     dumps,
 )
@@ -102,8 +110,8 @@ FAVICON = (
     b'<rect width="16" height="16" rx="3" fill="#1f2937"/>'
     b'<path d="M3 12V7h2v5zm4 0V4h2v8zm4 0V8h2v4z" fill="#22c55e"/></svg>'
 )
-_JOURNAL_WAIT: contextvars.ContextVar[list[float]] = contextvars.ContextVar("journal_wait")
-"""Seconds a request spent waiting for the journal thread (not the event loop's time)."""
+TRADING_TIMEOUT_S = 5.0
+"""Seconds a request waits for the trading loop to read or change the run (503 past it)."""
 _NO_TOKEN = (
     "control is disabled: no token is configured; set services.status_page.token "
     "(e.g. token: ${TRADEBOT_STATUS_TOKEN} and export TRADEBOT_STATUS_TOKEN) to enable it"
@@ -133,6 +141,9 @@ class StatusPageSettings(PluginSettings):
     """Bars the dashboard gets on load, and bar updates kept queued for a slow client."""
     client_queue: int = Field(default=2000, ge=10, le=100_000)
     """Messages queued per WebSocket client at most."""
+    cpu_share: float = Field(default=CPU_SHARE, gt=0, le=1)
+    """Share of one CPU the page's thread may use on average; past it the page lags, trading
+    does not."""
 
     @field_validator("token", mode="before")
     @classmethod
@@ -263,55 +274,106 @@ class StatusPage:
         self.bars: deque[dict[str, Any]] = deque(maxlen=max(SESSION_BARS, settings.recent_bars))
         self.fanout = Fanout()
         self.clients: set[ClientQueue] = self.fanout.clients
-        self.budget = Budget()  # the event loop's time senders and requests may take
+        self.budget = CpuBudget(settings.cpu_share)  # the page thread's share of a CPU
+        self.events_seen = 0  # streamed events so far (the trading loop counts, the page reads)
         self._runner: web.AppRunner | None = None
         self._sockets: set[web.WebSocketResponse] = set()
         self._closing = False
         self._reader: ThreadPoolExecutor | None = None
-        self._live_task: asyncio.Task[None] | None = None
+        self._thread: threading.Thread | None = None
+        self._trading_loop: asyncio.AbstractEventLoop | None = None  # the run's loop
+        self._page_loop: asyncio.AbstractEventLoop | None = None  # the page thread's loop
+        self._stop_page: asyncio.Event | None = None
+        self._status: tuple[Any, dict[str, Any]] | None = None  # (state key, the status read)
+        self._status_read: asyncio.Future[dict[str, Any]] | None = None  # one read in flight
         self._live_last: dict[str, Any] | None = None
         self.live_message: str | None = None  # the newest live message (new clients get it)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     async def start(self, pipeline: Any) -> None:
-        """Subscribe to the run's events and listen on host:port in the running loop. Of the
-        run, only its view (:class:`tradebot_core.RunView`) is used."""
+        """Subscribe to the run's events and listen on host:port in the page's own thread. Of
+        the run, only its view (:class:`tradebot_core.RunView`) is used."""
         self.view = view = pipeline.view
         self.started = time.monotonic()
-        # one thread for journal reads: SQL never runs on the trading loop, one query at a time
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="status-page-journal")
+        self._closing = False
+        self._trading_loop = asyncio.get_running_loop()
         view.subscribe(self._on_event, list(STREAMED))
-        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=2.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        listening: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._thread_main, args=(listening,), name="status-page", daemon=True
+        )
+        self._thread.start()
+        try:
+            await asyncio.wrap_future(listening)
+        except BaseException:
+            view.unsubscribe(self._on_event)
+            await asyncio.to_thread(self._thread.join, 10)
+            self._thread = None
+            raise
+        log.info("status page on http://%s:%s/dashboard", self.settings.host, self.port)
+        if self.settings.token is None:
+            log.info("status page: control endpoints disabled (no token configured)")
+
+    async def stop(self) -> None:
+        """Close every WebSocket (going away), then the listening sockets, then the thread."""
+        self._closing = True
+        if self.view is not None:
+            self.view.unsubscribe(self._on_event)
+        thread, loop, stop = self._thread, self._page_loop, self._stop_page
+        if thread is None:
+            return
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop has already ended
+                loop.call_soon_threadsafe(stop.set)
+        await asyncio.to_thread(thread.join, 10)
+        self._thread = None
+
+    def _thread_main(self, listening: concurrent.futures.Future[None]) -> None:
+        try:
+            asyncio.run(self._serve(listening))
+        except BaseException as exc:  # reported to start(), or logged
+            if not listening.done():
+                listening.set_exception(exc)
+            else:
+                log.exception("status page: its thread failed")
+
+    async def _serve(self, listening: concurrent.futures.Future[None]) -> None:
+        """The page's thread: listen, say so, serve until :meth:`stop`, then close it all."""
+        self._page_loop = asyncio.get_running_loop()
+        self._stop_page = asyncio.Event()
+        # one thread for journal reads: one query at a time, through the view's read connection
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="status-page-journal")
+        # bodies are read as sent: a compressed one is refused (415) before anything inflates it
+        runner = web.AppRunner(
+            self.app(), access_log=None, shutdown_timeout=2.0, auto_decompress=False
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, self.settings.host, self.settings.port)
         try:
             await site.start()
         except OSError as exc:
-            await self._runner.cleanup()
-            self._runner = None
-            view.unsubscribe(self._on_event)
+            await runner.cleanup()
             self._reader.shutdown(wait=False)
             raise RuntimeError(
                 f"status page: cannot listen on {self.settings.host}:{self.settings.port} "
                 f"({exc.strerror or exc}): choose another services.status_page.port (0: any)"
             ) from exc
-        self.port = self._runner.addresses[0][1] if self._runner.addresses else self.port
-        log.info("status page on http://%s:%s/dashboard", self.settings.host, self.port)
-        if self.settings.token is None:
-            log.info("status page: control endpoints disabled (no token configured)")
-        self._live_task = asyncio.create_task(self._live_loop())
+        self.port = runner.addresses[0][1] if runner.addresses else self.port
+        self._runner = runner
+        self.budget.restart()  # serving counts from here (not importing aiohttp, not binding)
+        listening.set_result(None)
+        tasks = [asyncio.create_task(self._live_loop()), asyncio.create_task(self._flush_loop())]
+        try:
+            await self._stop_page.wait()
+        finally:
+            self._closing = True
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._close(runner)
 
-    async def stop(self) -> None:
-        """Close every WebSocket (going away), then the listening sockets."""
-        self._closing = True
-        if self._live_task is not None:
-            self._live_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._live_task
-            self._live_task = None
-        if self.view is not None:
-            self.view.unsubscribe(self._on_event)
+    async def _close(self, runner: web.AppRunner) -> None:
         from aiohttp import WSCloseCode
 
         closing = [
@@ -321,12 +383,48 @@ class StatusPage:
         if closing:  # each waits for its client's reply; a silent client is cut after 2 s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 2)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await runner.cleanup()
+        self._runner = None
         if self._reader is not None:
             self._reader.shutdown(wait=True, cancel_futures=True)
             self._reader = None
+
+    async def _flush_loop(self) -> None:
+        """Every ``FLUSH_INTERVAL_S``: the events the trading loop deferred, to the clients."""
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            if self.fanout.pending:
+                self.fanout.flush()
+                self.budget.pace()
+
+    async def on_trading(self, read: Callable[..., Any], *args: Any) -> Any:
+        """``read(*args)`` called on the trading loop (where the run's state lives and changes),
+        its result or exception here. A :class:`BadRequest` 503 if the run has ended or does not
+        answer within :data:`TRADING_TIMEOUT_S`."""
+        loop = self._trading_loop
+        if loop is None or loop is asyncio.get_running_loop():  # served on the trading loop
+            return read(*args)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def call() -> None:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(read(*args))
+                except BaseException as exc:  # handed to the waiting request
+                    future.set_exception(exc)
+
+        try:
+            loop.call_soon_threadsafe(call)
+        except RuntimeError:  # the trading loop is closed: the run is over
+            raise BadRequest("the run has ended", 503) from None
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), TRADING_TIMEOUT_S)
+        except TimeoutError:
+            raise BadRequest(
+                f"the trading loop did not answer within {TRADING_TIMEOUT_S:g} s "
+                "(GET / shows the age of the last batch)",
+                503,
+            ) from None
 
     def app(self) -> web.Application:
         """The aiohttp application (tests may serve it on their own)."""
@@ -356,9 +454,10 @@ class StatusPage:
     # -- the bus side: synchronous, in the hot path: append only ---------------------------------
 
     def _on_event(self, event: Event) -> None:
+        self.events_seen += 1
         if event.kind is EventKind.BAR_CLOSED:
             self.bars.append(event.payload)  # bar_payload's dict, built for us
-        self.fanout.defer(event)  # O(1): queued for the clients once the batch is done
+        self.fanout.defer(event)  # O(1): the page's thread queues it for the clients
 
     # -- the live message: sampled from the view, never from the hot path ----------------------
 
@@ -386,13 +485,13 @@ class StatusPage:
             "forming_bar": v.forming_bar(),
         }
 
-    def sample_live(self) -> bool:
-        """One look at the view: queue a ``live`` message for every client if anything changed
-        since the last one (True if one was queued)."""
+    async def sample_live(self) -> bool:
+        """One look at the view (on the trading loop): queue a ``live`` message for every client
+        if anything changed since the last one (True if one was queued)."""
         if not self.clients:  # nobody watches: nothing to build; the next client starts fresh
             self._live_last = self.live_message = None
             return False
-        data = self.live_state()
+        data = await self.on_trading(self.live_state)
         if data == self._live_last:
             return False
         self._live_last = data
@@ -406,29 +505,28 @@ class StatusPage:
         while True:
             await asyncio.sleep(LIVE_INTERVAL_S)
             try:
-                self.sample_live()
+                if await self.sample_live():
+                    self.budget.pace()
+            except BadRequest as exc:  # the trading loop is busy or gone: next time
+                log.debug("status page: no live sample: %s", exc.message)
             except Exception:
                 log.exception("status page: the live sample failed")
 
-    # -- middlewares: the loop-time budget, the Host check, errors as JSON ---------------------
+    # -- middlewares: the CPU budget, the Host check, errors as JSON ---------------------------
 
     @_middleware
     async def _budget_middleware(
         self, request: web.Request, handler: _Handler
     ) -> web.StreamResponse:
-        """A request waits while the page has used its share of the event loop (control and
-        the WebSocket upgrade never wait); what it takes of the loop is charged."""
-        if request.path == "/ws":  # a WebSocket lives long: its sends are charged one by one
+        """After each request, the page's thread keeps to its CPU share (it sleeps if past it:
+        the next requests wait in the kernel). A WebSocket's sends are paced one batch at a
+        time."""
+        if request.path == "/ws":
             return await handler(request)
-        if request.method == "GET":
-            await self.budget.wait()
-        waited = [0.0]
-        _JOURNAL_WAIT.set(waited)
-        started = time.perf_counter()
         try:
             return await handler(request)
         finally:
-            self.budget.spend(max(0.0, time.perf_counter() - started - waited[0]))
+            self.budget.pace()
 
     def hosts(self) -> tuple[set[str], set[str]]:
         """Host names accepted with the bound port or none, and those accepted with any port."""
@@ -474,6 +572,12 @@ class StatusPage:
             length = request.content_length
             if length is not None and length > self.settings.max_body:
                 raise BadRequest(self._too_large(), 413)
+            encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+            if encoding not in ("", "identity") and request.body_exists:
+                raise BadRequest(
+                    f"Content-Encoding {encoding[:40]!r} is not accepted: send the body as it is",
+                    415,
+                )
             return await handler(request)
         except BadRequest as exc:
             return _error(exc.message, exc.status)
@@ -581,37 +685,57 @@ class StatusPage:
             headers={"Cache-Control": "max-age=86400"},
         )
 
-    async def status(self, request: web.Request) -> web.Response:
+    def status_state(self) -> dict[str, Any]:
+        """``GET /api/session/status``'s answer: read on the trading loop."""
         v = self._view
         state = v.regime
         tier = v.tier
         positions = v.positions()
         limits = v.limits
-        return _json(
-            {
-                "symbol": v.symbol,
-                "trading_symbol": v.trading_symbol,
-                "timeframe_s": v.timeframe_s,
-                "regime": state.model_dump(mode="json") if state else None,
-                "risk": {
-                    **v.risk_state.to_dict(),
-                    "daily_profit_target": str(limits.daily_profit_target),
-                    "daily_loss_limit": str(limits.daily_loss_limit),
-                    "max_position": limits.max_position,
-                },
-                "account": {
-                    "balance": str(v.balance),
-                    "tier": tier.model_dump(mode="json") if tier else None,
-                },
-                "position": sum(x["net"] for x in positions),
-                "positions": positions,
-                "unrealized_pnl": str(v.unrealized()),
-                "summary": v.summary,
-                "last_price": self._price(v.last_price),
-                "last_ts_ns": v.last_ts_ns or None,
-                "token_configured": self.settings.token is not None,
-            }
-        )
+        return {
+            "symbol": v.symbol,
+            "trading_symbol": v.trading_symbol,
+            "timeframe_s": v.timeframe_s,
+            "regime": state.model_dump(mode="json") if state else None,
+            "risk": {
+                **v.risk_state.to_dict(),
+                "daily_profit_target": str(limits.daily_profit_target),
+                "daily_loss_limit": str(limits.daily_loss_limit),
+                "max_position": limits.max_position,
+            },
+            "account": {
+                "balance": str(v.balance),
+                "tier": tier.model_dump(mode="json") if tier else None,
+            },
+            "position": sum(x["net"] for x in positions),
+            "positions": positions,
+            "unrealized_pnl": str(v.unrealized()),
+            "summary": v.summary,
+            "last_price": self._price(v.last_price),
+            "last_ts_ns": v.last_ts_ns or None,
+            "token_configured": self.settings.token is not None,
+        }
+
+    async def status(self, request: web.Request) -> web.Response:
+        """The run's status, read on the trading loop once for all the requests that come while
+        that read is under way; the same answer again while no event and no tick came since."""
+        key = (self.events_seen, self._view.last_ts_ns)
+        cached = self._status
+        if cached is not None and cached[0] == key:
+            return _json(cached[1])
+        reading = self._status_read
+        if reading is None:
+            reading = self._status_read = asyncio.ensure_future(self.on_trading(self.status_state))
+            reading.add_done_callback(self._status_done(key))
+        return _json(await asyncio.shield(reading))
+
+    def _status_done(self, key: tuple[int, int]) -> Callable[[asyncio.Future[Any]], None]:
+        def done(reading: asyncio.Future[Any]) -> None:
+            self._status_read = None
+            if not reading.cancelled() and reading.exception() is None:
+                self._status = (key, reading.result())
+
+        return done
 
     def _limit(self, request: web.Request) -> int:
         raw = request.query.get("limit", "200")
@@ -625,17 +749,13 @@ class StatusPage:
 
     async def _read(self, read: Any, *args: Any) -> Any:
         """A read of the run's journal through the view (its read-only connection), in the
-        page's own thread: the trading loop never waits for a query."""
+        journal thread: the trading loop never waits for a query; its CPU is the page's."""
         view = self._view
         if view.run_id is None or self._reader is None:
             return []
         loop = asyncio.get_running_loop()
-        started = time.perf_counter()
         rows, cpu = await loop.run_in_executor(self._reader, _timed_read, read, args)
-        waited = _JOURNAL_WAIT.get(None)
-        if waited is not None:  # the thread's wait is not the loop's time; its CPU is charged
-            waited[0] += time.perf_counter() - started
-        self.budget.spend(cpu)
+        self.budget.charge(cpu)
         return rows
 
     async def trades(self, request: web.Request) -> web.Response:
@@ -648,7 +768,7 @@ class StatusPage:
         return _json(await self._read(self._view.recent_decisions, self._limit(request)))
 
     async def positions(self, request: web.Request) -> web.Response:
-        return _json(self._view.positions())
+        return _json(await self.on_trading(self._view.positions))
 
     async def recent_bars(self, request: web.Request) -> web.Response:
         """The newest ``recent_bars`` bars; ``?limit=`` more or fewer, ``?before=TS_OPEN`` those
@@ -689,6 +809,13 @@ class StatusPage:
         if refused is not None:
             return refused
         action = request.path.rsplit("/", 1)[-1]
+        result = await self.on_trading(self._control, action)
+        self._status = None  # the next status read sees the change
+        log.info("status page: session %s", action)
+        return _json(result)
+
+    def _control(self, action: str) -> dict[str, Any]:
+        """Halt, resume/start or stop the run: on the trading loop."""
         v = self._view
         if action == "halt":
             v.halt("halted from the status page")
@@ -697,15 +824,12 @@ class StatusPage:
         elif action == "stop":
             v.flatten("stopped from the status page")
             v.stop()
-        log.info("status page: session %s", action)
-        return _json(
-            {
-                "ok": True,
-                "action": action,
-                "halted": v.risk_state.halted,
-                "stopping": bool(v.stopping),
-            }
-        )
+        return {
+            "ok": True,
+            "action": action,
+            "halted": v.risk_state.halted,
+            "stopping": bool(v.stopping),
+        }
 
     async def update_settings(self, request: web.Request) -> web.Response:
         refused = self._refusal(request)
@@ -722,6 +846,15 @@ class StatusPage:
             changes = SessionSettings.model_validate(body)
         except ValidationError as exc:
             return _error("; ".join(format_validation_error(exc, None, ())), 400)
+        refusal = await self.on_trading(self._apply_settings, changes)
+        self._status = None  # the next status read sees the change
+        if refusal is not None:
+            return _error(refusal, 400)
+        log.info("status page: settings changed: %s", changes.model_dump(exclude_none=True))
+        return _json({"ok": True, "applied": changes.model_dump(mode="json", exclude_none=True)})
+
+    def _apply_settings(self, changes: SessionSettings) -> str | None:
+        """Apply validated settings on the trading loop: None, or why they were refused."""
         v = self._view
         limits = changes.model_dump(exclude_none=True, exclude={"symbol"})
         try:
@@ -730,18 +863,16 @@ class StatusPage:
             if changes.symbol:
                 tier = v.tier
                 if tier is not None:  # the tier picks the symbol: a switch would be ignored
-                    return _error(
+                    return (
                         f"symbol: the account's tier {tier.name!r} decides the symbol "
-                        f"({tier.symbol}): change account.tiers instead",
-                        400,
+                        f"({tier.symbol}): change account.tiers instead"
                     )
                 v.switch_symbol(changes.symbol.upper())
         except ValidationError as exc:  # the limits together (as the config validates them)
-            return _error("; ".join(format_validation_error(exc, None, ())), 400)
+            return "; ".join(format_validation_error(exc, None, ()))
         except (ValueError, KeyError) as exc:
-            return _error(f"symbol: {exc.args[0] if exc.args else exc}", 400)
-        log.info("status page: settings changed: %s", changes.model_dump(exclude_none=True))
-        return _json({"ok": True, "applied": changes.model_dump(mode="json", exclude_none=True)})
+            return f"symbol: {exc.args[0] if exc.args else exc}"
+        return None
 
     # -- the WebSocket -------------------------------------------------------------------------
 
@@ -767,7 +898,7 @@ class StatusPage:
             )
         if self._closing:
             return _error("tradebot is stopping", 503)
-        socket = web.WebSocketResponse(heartbeat=30)
+        socket = web.WebSocketResponse(heartbeat=30, compress=False)
         await socket.prepare(request)
         self.fanout.flush()  # events of before this client came are not its
         client = ClientQueue(self.settings.client_queue, self.settings.recent_bars)
@@ -788,24 +919,17 @@ class StatusPage:
         return socket
 
     async def _send(self, socket: web.WebSocketResponse, client: ClientQueue) -> None:
-        budget = self.budget
-        clock = time.perf_counter
+        """Send what the client's queue holds, as it comes; after each batch the page's thread
+        keeps to its CPU share (while it sleeps, queues fill and drop by their rule)."""
         try:
             while not socket.closed:
                 await client.wake.wait()
-                await budget.wait()  # the page's share of the loop used: queues fill and drop
                 client.wake.clear()
                 for message in client.take():
-                    started = clock()
                     await socket.send_str(message)
-                    # a send waiting for a slow peer lets trading run: charge its CPU part only
-                    budget.spend(min(clock() - started, _SEND_CHARGE_MAX))
+                self.budget.pace()
         except (ConnectionError, RuntimeError) as exc:  # the peer went away mid-send
             log.debug("status page: WebSocket send stopped: %s", exc)
-
-
-_SEND_CHARGE_MAX = 0.002
-"""Seconds one WebSocket send is charged at most (longer: it waited for the peer)."""
 
 
 def _timed_read(read: Any, args: tuple[Any, ...]) -> tuple[Any, float]:

@@ -205,7 +205,8 @@ async def test_router_errors_are_json(live):
     status, _, text = await request(
         "POST", live.url + "/api/settings", {**AUTH, "Content-Encoding": "gzip"}, b"not gzip"
     )
-    assert status == 400 and "error" in json.loads(text)
+    assert status == 415 and "Content-Encoding 'gzip'" in json.loads(text)["error"]
+    assert live.pipeline.risk.settings.max_position == 1  # nothing inflated, nothing applied
 
 
 async def test_an_unexpected_error_is_a_json_500_without_traceback(live, monkeypatch, caplog):

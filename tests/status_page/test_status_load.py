@@ -48,9 +48,10 @@ async def run_session(tmp: Path, silent: int) -> tuple[float, dict, int, int]:
     def on_stop(event) -> None:
         times.setdefault("end", time.perf_counter())
 
+    seen: set = set()  # every client queue the page held during the run
+
     def measure() -> None:
-        for client in page.clients:
-            largest[0] = max(largest[0], len(client))
+        seen.update(list(page.clients))
 
     pipeline.feed.stream = gated
     pipeline.bus.subscribe(on_stop, [EventKind.SYSTEM_STOP])
@@ -72,6 +73,12 @@ async def run_session(tmp: Path, silent: int) -> tuple[float, dict, int, int]:
                 break
             await asyncio.sleep(0.01)
         assert len(page.clients) == silent
+        quiet = 0  # the handshakes' CPU paid off (0.1 s without debt): the page works from the
+        for _ in range(3000):  # start of the run
+            quiet = quiet + 1 if page.budget.debt() == 0 else 0
+            if quiet == 10:
+                break
+            await asyncio.sleep(0.01)
 
         async def sample() -> None:
             while True:
@@ -83,6 +90,7 @@ async def run_session(tmp: Path, silent: int) -> tuple[float, dict, int, int]:
         done, _ = await asyncio.wait({run}, timeout=60)
         assert done, "the run did not end within 60 s"
         sampler.cancel()
+        largest[0] = max((client.most for client in seen), default=0)
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     summary = run.result()
     fields = {k: str(getattr(summary, k)) for k in ("bars", "signals", "orders", "trades")}
