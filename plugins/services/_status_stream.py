@@ -61,7 +61,7 @@ STREAMED: dict[EventKind, str] = {
 LIVE_INTERVAL_S = 0.25
 """How often the status page samples the run for its ``live`` message: 4 a second at most."""
 
-CPU_SHARE = 0.04
+CPU_SHARE = 0.03
 """The share of one CPU the page's thread may use on average while trading is busy
 (:class:`CpuBudget`): a max-speed replay watched by hundreds of clients reaches it, and then the
 page lags while trading keeps its speed."""
@@ -321,7 +321,8 @@ class CpuBudget:
         return max(0.0, -refilled)
 
     def charge(self, seconds: float) -> None:
-        """CPU another thread spent for this one (e.g. a journal read)."""
+        """CPU another thread spent for this one (a journal read, a state read on the trading
+        loop), charged from the paced thread."""
         self.extra += seconds
 
     def pace(self) -> float:

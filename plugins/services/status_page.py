@@ -399,8 +399,9 @@ class StatusPage:
 
     async def on_trading(self, read: Callable[..., Any], *args: Any) -> Any:
         """``read(*args)`` called on the trading loop (where the run's state lives and changes),
-        its result or exception here. A :class:`BadRequest` 503 if the run has ended or does not
-        answer within :data:`TRADING_TIMEOUT_S`."""
+        its result or exception here; the CPU it took there is charged to the page's budget. A
+        :class:`BadRequest` 503 if the run has ended or does not answer within
+        :data:`TRADING_TIMEOUT_S`."""
         loop = self._trading_loop
         if loop is None or loop is asyncio.get_running_loop():  # served on the trading loop
             return read(*args)
@@ -408,23 +409,28 @@ class StatusPage:
 
         def call() -> None:
             if future.set_running_or_notify_cancel():
+                started = time.thread_time()
                 try:
-                    future.set_result(read(*args))
+                    result = read(*args)
                 except BaseException as exc:  # handed to the waiting request
                     future.set_exception(exc)
+                else:  # with the trading loop's time it took: the page's cost
+                    future.set_result((result, time.thread_time() - started))
 
         try:
             loop.call_soon_threadsafe(call)
         except RuntimeError:  # the trading loop is closed: the run is over
             raise BadRequest("the run has ended", 503) from None
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), TRADING_TIMEOUT_S)
+            result, cpu = await asyncio.wait_for(asyncio.wrap_future(future), TRADING_TIMEOUT_S)
         except TimeoutError:
             raise BadRequest(
                 f"the trading loop did not answer within {TRADING_TIMEOUT_S:g} s "
                 "(GET / shows the age of the last batch)",
                 503,
             ) from None
+        self.budget.charge(cpu)
+        return result
 
     def app(self) -> web.Application:
         """The aiohttp application (tests may serve it on their own)."""
