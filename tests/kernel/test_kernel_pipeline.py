@@ -10,6 +10,7 @@ import numpy as np
 from kernel.scripted import BarDirection, et, make_ticks
 
 from tradebot_core.instruments import InstrumentRegistry
+from tradebot_core.types import EventKind
 
 ES = InstrumentRegistry()["ES"]
 
@@ -286,3 +287,16 @@ def test_malformed_ticks_are_dropped_counted_and_the_run_goes_on(build_pipeline,
     assert pipeline.history.bars["volume"].sum() == ticks["size"].sum() - sum(
         int(ticks["size"][i]) for i in (10, 20, 30, 40)
     )
+
+
+def test_a_feed_that_delivers_is_connected_even_if_it_never_says_so(build_pipeline):
+    """The demo and file feeds send no CONNECTED status: their first batch says it for them
+    (health, heartbeat and the watchdog read ``feed_connected``)."""
+    pipeline = build_pipeline([session_ticks(2_000)])
+    seen: list[bool] = []
+    pipeline.bus.subscribe(
+        lambda event: seen.append(pipeline.feed_connected), [EventKind.BAR_CLOSED]
+    )
+    assert not pipeline.feed_connected
+    run(pipeline)
+    assert seen and all(seen)

@@ -369,6 +369,8 @@ class Pipeline:
                 if isinstance(item, FeedStatus):
                     self._on_feed_status(item)
                 else:
+                    # a feed that delivers is connected, whether or not it says so (demo, files)
+                    self.feed_connected = True
                     session.process_batch(item)
                     self.last_batch_monotonic = time.monotonic()
                 if session.exit_request and self.live:
