@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 PROJECT_NAME = "tradebot"
 """The entry-point group, the pluggy project name and the command."""

@@ -366,3 +366,12 @@ def test_the_public_face_is_typed_and_complete():
     for name in tradebot_core.__all__:
         assert getattr(tradebot_core, name) is not None, name
     assert tradebot_core.hookimpl.project_name == tradebot_core.PROJECT_NAME == "tradebot"
+
+
+def test_the_version_is_the_distributions():
+    """``tradebot --version``, the status page and the start message say what pip installed."""
+    from importlib.metadata import version
+
+    import tradebot_core
+
+    assert tradebot_core.__version__ == version(tradebot_core.DISTRIBUTION_NAME)
