@@ -379,6 +379,30 @@ class FootprintEngine:
         """How many ticks the bar still open holds."""
         return sum(len(chunk) for chunk in self._pending)
 
+    @property
+    def open_bar_version(self) -> tuple[int, ...] | None:
+        """A key that changes whenever a tick joins the open bar (None: no open bar yet)."""
+        chunks = [chunk for chunk in self._pending if len(chunk)]
+        if not chunks:
+            return None
+        last = chunks[-1]
+        return (id(last), len(last), int(last["ts_event"][-1]), len(chunks), self._cum_delta)
+
+    def open_bar(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The bar still open, as it would close now: its row (as in :func:`compute_bars`) and
+        the bid and ask volume of its levels; None before its first tick. Nothing of the engine
+        changes."""
+        chunks = [chunk for chunk in self._pending if len(chunk)]
+        if not chunks:
+            return None
+        ticks = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        bars, bid, ask, _ = compute_bars(
+            ticks, self._tick_fixed, self.timeframe_ns, self._cum_delta
+        )
+        bar = bars[-1:]
+        start, count = int(bar["level_start"][0]), int(bar["level_count"][0])
+        return bar, bid[start : start + count], ask[start : start + count]
+
     def update(self, ticks: np.ndarray, reveal: bool = True) -> np.ndarray:
         """Take a time-ordered batch; close the bars it completes; return their cut indices.
 

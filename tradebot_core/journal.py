@@ -16,7 +16,6 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -203,10 +202,6 @@ class Journal:
         return self.rows(
             "SELECT * FROM trades WHERE run_id = ? ORDER BY exit_ts_ns, trade_id", (run_id,)
         )
-
-    def realized_since(self, ts_ns: int) -> Decimal:
-        rows = self.db.execute("SELECT net_pnl FROM trades WHERE exit_ts_ns >= ?", (ts_ns,))
-        return sum((Decimal(r[0]) for r in rows), Decimal("0"))
 
 
 @contextmanager

@@ -174,3 +174,24 @@ def test_staged_bars_stay_out_of_the_history_until_released():
     assert np.array_equal(engine.history.level_volume, released.history.level_volume)
     with pytest.raises(ValueError):
         engine.history.bars["close"][0] = 1  # detectors get read-only views
+
+
+def test_the_open_bar_is_the_bar_it_becomes_and_reading_it_changes_nothing():
+    ticks = random_ticks(3_000, seed=11)
+    engine = FootprintEngine(ES, 60)
+    bar_id = ticks["ts_event"] // engine.timeframe_ns
+    last_bar_start = int(np.flatnonzero(bar_id == bar_id[-1])[0])  # the last bar's first tick
+    assert engine.open_bar() is None and engine.open_bar_version is None
+    for chunk in np.array_split(ticks[:last_bar_start], 7):
+        engine.update(chunk)
+    version = engine.open_bar_version
+    row, bid, ask = engine.open_bar()
+    assert engine.open_bar_version == version  # reading it changed nothing
+    engine.update(ticks[last_bar_start : last_bar_start + 1])  # the next bar's first tick
+    assert engine.open_bar_version != version
+    closed = engine.history.bars[-1]
+    fields = [name for name in closed.dtype.names if name != "level_start"]  # where it is stored
+    assert [row[0][name] for name in fields] == [closed[name] for name in fields]
+    assert int(closed["volume"]) > 0
+    _, closed_bid, closed_ask, _ = engine.history.levels(-1)
+    assert np.array_equal(bid, closed_bid) and np.array_equal(ask, closed_ask)

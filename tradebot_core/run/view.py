@@ -17,10 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..events import EventBus
-from ..footprint import compute_bars
 from ..types import Event, EventKind
 
 if TYPE_CHECKING:
@@ -158,21 +155,18 @@ class RunView:
         changes), remembered until a tick arrives, so asking often between ticks costs nothing.
         """
         engine = self._run.session.engine
-        chunks = [chunk for chunk in engine._pending if len(chunk)]
-        if not chunks:
+        key = engine.open_bar_version
+        if key is None:
             return None
-        last = chunks[-1]
-        key = (id(last), len(last), int(last["ts_event"][-1]), len(chunks), engine._cum_delta)
         cached = self._forming
         if cached is not None and cached[0] == key:
             return cached[1]
-        ticks = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-        bars, bid, ask, _ = compute_bars(
-            ticks, self.instrument.tick_fixed, engine.timeframe_ns, engine._cum_delta
-        )
-        bar = bars[-1]
+        forming = engine.open_bar()
+        if forming is None:
+            return None
+        bars, bid, ask = forming
+        bar = bars[0]
         price = self.instrument.ticks_to_decimal
-        start, count = int(bar["level_start"]), int(bar["level_count"])
         low = int(bar["low"])
         payload = {
             "ts_open": int(bar["ts_open"]),
@@ -187,10 +181,7 @@ class RunView:
             "vah": str(price(int(bar["vah"]))),
             "val": str(price(int(bar["val"]))),
             "trade_count": int(bar["trade_count"]),
-            "levels": [
-                [str(price(low + i)), int(bid[start + i]), int(ask[start + i])]
-                for i in range(count)
-            ],
+            "levels": [[str(price(low + i)), int(bid[i]), int(ask[i])] for i in range(len(bid))],
             "forming": True,
         }
         self._forming = (key, payload)
