@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -83,9 +83,12 @@ def run_backtest(
     executor: Any,
     progress: Progress | None = None,
     warmup_bars: int | None = DEFAULT_WARMUP_BARS,
+    warm_days: Sequence[date] = (),
 ) -> BacktestResult:
     """Days in parallel: first every day's bars (no trading), then every day trades, warmed by
-    the bars of the days before it, from an assumed balance; then the stitching below."""
+    the bars of the days before it, from an assumed balance; then the stitching below.
+    ``warm_days``: days before ``days`` whose bars warm the first of them, never traded (a
+    walk-forward window warmed by the days before it, as in one continuous run)."""
     cfg = loaded.config
     start_balance = cfg.account.starting_balance
     result = BacktestResult(
@@ -99,7 +102,7 @@ def run_backtest(
     if not days:
         return result
     checker = _Reuse(loaded)
-    warm = _warm_sets(loaded, days, executor, warmup_bars)
+    warm = _warm_sets(loaded, days, executor, warmup_bars, warm_days)
     assumed = dict.fromkeys(days, start_balance)
     done: dict[date, dict[str, Any]] = {}
     wave = list(days)
@@ -132,21 +135,33 @@ def run_backtest(
 
 
 def _warm_sets(
-    loaded: LoadedConfig, days: list[date], executor: Any, warmup_bars: int | None
+    loaded: LoadedConfig,
+    days: list[date],
+    executor: Any,
+    warmup_bars: int | None,
+    warm_days: Sequence[date] = (),
 ) -> dict[date, BarSet | None]:
-    """For each day, the last ``warmup_bars`` closed bars of the days before it."""
+    """For each day, the last ``warmup_bars`` closed bars of the days before it (``warm_days``
+    first, then the earlier ``days``)."""
     if warmup_bars == 0:
         return dict.fromkeys(days)
+    earlier = sorted(set(warm_days) - set(days))
+    if earlier and days and earlier[-1] > days[0]:
+        raise ValueError(f"warm_days must come before the backtest's first day {days[0]}")
+    ordered = [*earlier, *days]
     key = _bars_key(loaded)
     known = _DAY_BARS.setdefault(key, {})
-    todo = [day for day in days if day not in known]
+    todo = [day for day in ordered if day not in known]
     jobs = [DayJob(loaded, day, Decimal(0)) for day in todo]
     for index, day_set in executor.map(day_bars, jobs):
         known[todo[index]] = day_set
-    bars = {day: known[day] for day in days}
+    bars = {day: known[day] for day in ordered}
     warm: dict[date, BarSet | None] = {}
-    for i, day in enumerate(days):
-        before = [bars[d] for d in days[max(0, i - _days_needed(bars, days, i, warmup_bars)) : i]]
+    for i, day in enumerate(ordered):
+        if i < len(earlier):
+            continue
+        first = max(0, i - _days_needed(bars, ordered, i, warmup_bars))
+        before = [bars[d] for d in ordered[first:i]]
         warm[day] = BarSet.concat(before, last=warmup_bars) if before else None
     return warm
 

@@ -243,11 +243,17 @@ def walk_forward(
     out_windows = []
     for number, (train_days, test_days) in enumerate(cuts, start=1):
         label = f"window {number}/{len(cuts)}"
+        before = days[: days.index(train_days[0])]  # the days before warm the window's first
         records = _study(
-            loaded, train_days, space, executor, run, trials, seed, objective, label, say
+            loaded, train_days, before, space, executor, run, trials, seed, objective, label, say
         )
         best = max(records, key=lambda r: r["objective"])  # the first of equals, as Optuna's
-        tested = run(loaded.override(overrides_for(best["params"])), test_days, executor)
+        tested = run(
+            loaded.override(overrides_for(best["params"])),
+            test_days,
+            executor,
+            warm_days=before + train_days,
+        )
         out_of_sample = metrics(tested, objective)
         say(
             f"{label} test: {objective} {out_of_sample['objective']:.2f} "
@@ -287,6 +293,7 @@ def walk_forward(
 def _study(
     loaded: LoadedConfig,
     train_days: list[date],
+    warm_days: list[date],
     space: list[Param],
     executor: Any,
     run: Callable[..., Any],
@@ -306,7 +313,9 @@ def _study(
         params = {p.path: p.suggest(trial) for p in space}
         key = json.dumps(params, sort_keys=True)
         if key not in seen:
-            result = run(loaded.override(overrides_for(params)), train_days, executor)
+            result = run(
+                loaded.override(overrides_for(params)), train_days, executor, warm_days=warm_days
+            )
             seen[key] = metrics(result, objective)
         figures = seen[key]
         records.append({"trial": trial.number, "params": params, **figures})

@@ -79,3 +79,27 @@ def test_ten_days_in_parallel_trade_as_one_continuous_run(tmp_path):
     ]
     assert first_hour, "no day traded in its first hour"
     assert all(d["warmup_bars"] > 0 for d in result.days[1:])
+
+
+def test_days_warmed_by_earlier_days_trade_as_in_the_whole_run(tmp_path):
+    """What a walk-forward window does: its days, warmed by the days before it (not traded),
+    trade exactly as the same days inside a backtest of them all."""
+    days = calendar.trading_days(date(2024, 11, 11), date(2024, 11, 15))
+    path = tmp_path / "parallel.yaml"
+    path.write_text(CONFIG.format(sessions=1, journal=tmp_path / "p.db"))
+    executor = LocalExecutor(2)
+    try:
+        whole = run_backtest(load_config(path), days, executor)
+        window = run_backtest(load_config(path), days[3:], executor, warm_days=days[:3])
+        cold = run_backtest(load_config(path), days[3:], executor)
+    finally:
+        executor.close()
+    later = days[3]
+    start = int(datetime(later.year, later.month, later.day, tzinfo=ZoneInfo("UTC")).timestamp())
+    fields = FIELDS[:-3]  # the balance differs (the window starts afresh): sizes and P&L may too
+    in_whole = [
+        tuple(str(t[f]) for f in fields) for t in whole.trades if t["entry_ts_ns"] > start * 10**9
+    ]
+    assert in_whole and [tuple(str(t[f]) for f in fields) for t in window.trades] == in_whole
+    assert [tuple(str(t[f]) for f in fields) for t in cold.trades] != in_whole
+    assert window.days[0]["warmup_bars"] > 0 and cold.days[0]["warmup_bars"] == 0
