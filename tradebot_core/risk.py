@@ -44,7 +44,7 @@ class RiskState:
             "closed_reason": self.closed_reason,
             "margin_checked": self.margin_checked,
             "wins": self.wins,
-            "by_pattern": self.by_pattern,
+            "by_pattern": {k: list(v) for k, v in self.by_pattern.items()},  # a copy: readers
         }
 
     @classmethod

@@ -285,6 +285,7 @@ class StatusPage:
         self._page_loop: asyncio.AbstractEventLoop | None = None  # the page thread's loop
         self._stop_page: asyncio.Event | None = None
         self._status: tuple[Any, dict[str, Any]] | None = None  # (state key, the status read)
+        self._changes = 0  # control and settings requests made through the page
         self._status_read: asyncio.Future[dict[str, Any]] | None = None  # one read in flight
         self._live_last: dict[str, Any] | None = None
         self.live_message: str | None = None  # the newest live message (new clients get it)
@@ -306,9 +307,14 @@ class StatusPage:
         self._thread.start()
         try:
             await asyncio.wrap_future(listening)
-        except BaseException:
+        except BaseException:  # it could not listen, or start() was cancelled
             view.unsubscribe(self._on_event)
-            await asyncio.to_thread(self._thread.join, 10)
+            self._closing = True
+            loop, stop = self._page_loop, self._stop_page
+            if loop is not None and stop is not None:  # listening already: stop serving
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(stop.set)
+            await asyncio.shield(asyncio.to_thread(self._thread.join, 10))
             self._thread = None
             raise
         log.info("status page on http://%s:%s/dashboard", self.settings.host, self.port)
@@ -362,15 +368,20 @@ class StatusPage:
         self.port = runner.addresses[0][1] if runner.addresses else self.port
         self._runner = runner
         self.budget.restart()  # serving counts from here (not importing aiohttp, not binding)
-        listening.set_result(None)
-        tasks = [asyncio.create_task(self._live_loop()), asyncio.create_task(self._flush_loop())]
+        tasks: list[asyncio.Task[None]] = []
         try:
+            if not listening.set_running_or_notify_cancel():  # start() was cancelled: close
+                return
+            listening.set_result(None)
+            tasks += [asyncio.create_task(loop()) for loop in (self._live_loop, self._flush_loop)]
             await self._stop_page.wait()
         finally:
             self._closing = True
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    log.error("status page: a task failed", exc_info=outcome)
             await self._close(runner)
 
     async def _close(self, runner: web.AppRunner) -> None:
@@ -393,9 +404,13 @@ class StatusPage:
         """Every ``FLUSH_INTERVAL_S``: the events the trading loop deferred, to the clients."""
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
-            if self.fanout.pending:
+            if not self.fanout.pending:
+                continue
+            try:
                 self.fanout.flush()
                 self.budget.pace()
+            except Exception:  # logged, and the stream goes on with the next events
+                log.exception("status page: queueing events for the clients failed")
 
     async def on_trading(self, read: Callable[..., Any], *args: Any) -> Any:
         """``read(*args)`` called on the trading loop (where the run's state lives and changes),
@@ -412,8 +427,11 @@ class StatusPage:
                 started = time.thread_time()
                 try:
                     result = read(*args)
-                except BaseException as exc:  # handed to the waiting request
+                except Exception as exc:  # handed to the waiting request
                     future.set_exception(exc)
+                except BaseException as exc:  # Ctrl-C, SystemExit: the run's, not the page's
+                    future.set_exception(exc)
+                    raise
                 else:  # with the trading loop's time it took: the page's cost
                     future.set_result((result, time.thread_time() - started))
 
@@ -725,7 +743,7 @@ class StatusPage:
     async def status(self, request: web.Request) -> web.Response:
         """The run's status, read on the trading loop once for all the requests that come while
         that read is under way; the same answer again while no event and no tick came since."""
-        key = (self.events_seen, self._view.last_ts_ns)
+        key = self._status_key()
         cached = self._status
         if cached is not None and cached[0] == key:
             return _json(cached[1])
@@ -735,10 +753,15 @@ class StatusPage:
             reading.add_done_callback(self._status_done(key))
         return _json(await asyncio.shield(reading))
 
-    def _status_done(self, key: tuple[int, int]) -> Callable[[asyncio.Future[Any]], None]:
+    def _status_key(self) -> tuple[int, int, int]:
+        """What a status read depends on: events so far, the last tick, changes made here."""
+        return (self.events_seen, self._view.last_ts_ns, self._changes)
+
+    def _status_done(self, key: tuple[int, int, int]) -> Callable[[asyncio.Future[Any]], None]:
         def done(reading: asyncio.Future[Any]) -> None:
             self._status_read = None
-            if not reading.cancelled() and reading.exception() is None:
+            # kept only if nothing was changed here meanwhile (a halt queued behind this read)
+            if not reading.cancelled() and reading.exception() is None and key[2] == self._changes:
                 self._status = (key, reading.result())
 
         return done
@@ -815,8 +838,9 @@ class StatusPage:
         if refused is not None:
             return refused
         action = request.path.rsplit("/", 1)[-1]
+        self._changes += 1  # no status read from before this is reused
         result = await self.on_trading(self._control, action)
-        self._status = None  # the next status read sees the change
+        self._changes += 1
         log.info("status page: session %s", action)
         return _json(result)
 
@@ -852,8 +876,9 @@ class StatusPage:
             changes = SessionSettings.model_validate(body)
         except ValidationError as exc:
             return _error("; ".join(format_validation_error(exc, None, ())), 400)
+        self._changes += 1  # no status read from before this is reused
         refusal = await self.on_trading(self._apply_settings, changes)
-        self._status = None  # the next status read sees the change
+        self._changes += 1
         if refusal is not None:
             return _error(refusal, 400)
         log.info("status page: settings changed: %s", changes.model_dump(exclude_none=True))

@@ -5,7 +5,9 @@ thread to ``share`` of a CPU while trading is busy, more while trading waits for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -13,7 +15,7 @@ from typing import Any
 
 import pytest
 import tradebot_plugins.services._status_stream as stream
-from status_page.queued import feed, minutes
+from status_page.queued import AUTH, feed, minutes
 from tradebot_plugins.services._status_stream import CpuBudget
 
 
@@ -158,3 +160,69 @@ def test_a_page_in_debt_catches_up_faster_while_trading_waits(clock):
     budget.restart()
     clock.work(page=0.11, trading=0.0, wall=0.11)  # 100 ms past the burst
     assert budget.pace() == pytest.approx(0.2, abs=0.051)  # at 55 %, not 2 s at 5 %
+
+
+async def test_a_change_made_while_a_status_read_waits_is_not_hidden_by_it(live):
+    """A status read queued on the trading loop before a settings change answers the old state;
+    it must not become the cached answer (no tick or event follows to change the key)."""
+    await feed(minutes(0, 2), live.pipeline)
+    url = live.url
+
+    def change() -> int:
+        body = json.dumps({"max_position": 3}).encode()
+        headers = {**AUTH, "Content-Type": "application/json"}
+        request = urllib.request.Request(url + "/api/settings", body, headers, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status
+
+    reader, read_out = in_thread(fetch, url + "/api/session/status", 5, 0.1)
+    changer, change_out = in_thread(lambda: (time.sleep(0.3), change())[1])
+    time.sleep(0.6)  # the trading loop is busy: the read, then the change, queue up in order
+    await asyncio.to_thread(reader.join, 5)
+    await asyncio.to_thread(changer.join, 5)
+    assert change_out == [200] and read_out[0][2]["risk"]["max_position"] == 1  # read before
+    _, _, after = await asyncio.to_thread(fetch, url + "/api/session/status")
+    assert after["risk"]["max_position"] == 3
+
+
+class ViewStub:
+    def subscribe(self, callback, kinds=None) -> None:
+        pass
+
+    def unsubscribe(self, callback) -> None:
+        pass
+
+
+class RunStub:
+    view = ViewStub()
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.005, 0.05, 0.5])
+async def test_a_cancelled_start_leaves_no_page_behind(delay):
+    from tradebot_plugins.services.status_page import StatusPage, StatusPageSettings
+
+    page = StatusPage(StatusPageSettings(port=0), None)
+    starting = asyncio.create_task(page.start(RunStub()))
+    await asyncio.sleep(delay)
+    starting.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await starting
+    await page.stop()
+    for _ in range(100):
+        if not any(t.name == "status-page" for t in threading.enumerate()):
+            break
+        await asyncio.sleep(0.02)
+    assert not [t for t in threading.enumerate() if t.name == "status-page"]
+    if page.port:  # it had bound a port: nothing listens there any more
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", page.port), timeout=1).close()
+
+
+def test_the_risk_state_a_reader_gets_is_a_copy():
+    from tradebot_core.risk import RiskState
+
+    state = RiskState(by_pattern={"absorption": ["1", "12.50"]})
+    shown = state.to_dict()
+    state.by_pattern["exhaustion"] = ["1", "-3.00"]
+    state.by_pattern["absorption"][0] = "2"
+    assert shown["by_pattern"] == {"absorption": ["1", "12.50"]}
