@@ -67,8 +67,14 @@ CPU_SHARE = 0.03
 page lags while trading keeps its speed."""
 
 IDLE_SHARE = 0.5
-"""The share of the trading thread's idle time (a live session waiting for ticks) the page's
-thread may use on top of :data:`CPU_SHARE`."""
+"""The share of one CPU the page's thread may use while trading is not busy (a live session
+between ticks)."""
+
+BUSY = 0.3
+"""Trading is busy while the process's other threads use this share of a CPU or more (measured
+between two counts of :class:`CpuBudget`): the page then keeps to :data:`CPU_SHARE`. When the
+page takes the CPU from a busy trading thread, trading still uses more than this, so the page
+cannot talk itself into a larger share."""
 
 FLUSH_INTERVAL_S = 0.05
 """How often the page's thread takes the deferred bus events and queues them for the clients (and
@@ -287,11 +293,12 @@ class CpuBudget:
 
     :meth:`pace`, after any piece of work, takes what the thread used since the last call (its
     own CPU clock: Python, JSON, syscalls, all of it) plus what was charged for other threads
-    (:meth:`charge`, e.g. journal reads). The bucket refills at ``share`` seconds per second,
-    plus ``idle_share`` of the time the process left idle (wall time its threads did not use
-    the CPU): a busy replay gives the page ``share`` of a CPU, a live session waiting for ticks
-    lets it use more. Past its budget (bursts of ``burst`` seconds) the thread sleeps until the
-    bucket is even again, in slices, so that idle time refills it meanwhile."""
+    (:meth:`charge`: journal reads, state reads on the trading loop). The bucket refills at
+    ``share`` seconds per second while the process's other threads (trading, the journal) are
+    busy, using :data:`BUSY` of a CPU or more since the last count (a replay at full speed), and
+    at ``idle_share`` while they are not (a live session between ticks): then a dashboard
+    watched by many stays responsive. Past its budget (bursts of ``burst`` seconds) the thread
+    sleeps until the bucket is even again, in slices, counting again after each."""
 
     def __init__(
         self, share: float = CPU_SHARE, burst: float = 0.005, idle_share: float = IDLE_SHARE
@@ -341,10 +348,12 @@ class CpuBudget:
     def _count(self) -> float:
         """Take what the thread used and refill for the time passed: the tokens left."""
         cpu, process_cpu, now = time.thread_time(), time.process_time(), time.perf_counter()
-        used = cpu - self.cpu + self.extra
+        own = cpu - self.cpu
+        used = own + self.extra
         wall = now - self.stamp
-        idle = wall - (process_cpu - self.process_cpu)  # no thread of the process on a CPU
-        refill = wall * self.share + max(0.0, idle) * self.idle_share
+        others = process_cpu - self.process_cpu - own  # trading and the journal, this interval
+        busy = wall > 0 and others >= BUSY * wall
+        refill = wall * (self.share if busy else max(self.share, self.idle_share))
         self.cpu, self.process_cpu, self.stamp, self.extra = cpu, process_cpu, now, 0.0
         self.tokens = min(self.burst, self.tokens + refill) - used
         self.spent += used
