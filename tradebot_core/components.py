@@ -21,7 +21,8 @@ Every component class has:
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
@@ -49,6 +50,9 @@ from .types import (
 if TYPE_CHECKING:
     from .footprint import FootprintHistory
     from .run.runner import Pipeline
+
+
+log = logging.getLogger(__name__)
 
 
 class NoSettings(BaseModel):
@@ -220,6 +224,36 @@ class Notifier(Component):
 
     async def stop(self) -> None:
         """Called once after the run's last event: deliver what is queued."""
+
+
+def wanted_kinds(notifier: Any) -> Any:
+    """The event kinds a notifier wants: its own ``kinds``, else its settings' (None: all)."""
+    return getattr(notifier, "kinds", None) or getattr(
+        getattr(notifier, "settings", None), "kinds", None
+    )
+
+
+async def start_notifiers(notifiers: Iterable[Any], started: list[Any]) -> None:
+    """``start()`` each notifier that has one, in turn, and append it to ``started`` (so that
+    if one fails, ``started`` holds exactly those to stop)."""
+    for notifier in notifiers:
+        start = getattr(notifier, "start", None)
+        if start is not None:
+            await start()
+        started.append(notifier)
+
+
+async def stop_notifiers(started: list[Any]) -> None:
+    """``stop()`` each started notifier (delivering what it queued); a failure is logged and
+    the next one still stops."""
+    for notifier in started:
+        stop = getattr(notifier, "stop", None)
+        if stop is not None:
+            try:
+                await stop()
+            except Exception:
+                log.exception("notifier %s failed to stop", getattr(notifier, "name", "?"))
+    started.clear()
 
 
 class Service(Component):

@@ -10,6 +10,7 @@ from typing import Any
 
 from tradebot_core import Event
 from tradebot_core.calendar import EXCHANGE_TZ
+from tradebot_core.components import start_notifiers, stop_notifiers, wanted_kinds
 from tradebot_core.config import LoadedConfig
 
 from .settings import WATCHDOG_STATE_FILE, HeartbeatSettings, heartbeat_path, ops_settings
@@ -90,17 +91,11 @@ class Notifiers:
         self._started: list[Any] = []
 
     async def start(self) -> None:
-        for notifier in self.items:
-            start = getattr(notifier, "start", None)
-            if start is not None:
-                await start()
-            self._started.append(notifier)
+        await start_notifiers(self.items, self._started)
 
     def notify(self, event: Event) -> None:
         for notifier in self._started:
-            kinds = getattr(notifier, "kinds", None) or getattr(
-                getattr(notifier, "settings", None), "kinds", None
-            )
+            kinds = wanted_kinds(notifier)
             if kinds is not None and event.kind not in kinds:
                 continue
             try:
@@ -109,11 +104,4 @@ class Notifiers:
                 log.exception("notifier %s failed", getattr(notifier, "name", "?"))
 
     async def stop(self) -> None:
-        for notifier in self._started:
-            stop = getattr(notifier, "stop", None)
-            if stop is not None:
-                try:
-                    await stop()
-                except Exception:
-                    log.exception("notifier %s failed to stop", getattr(notifier, "name", "?"))
-        self._started = []
+        await stop_notifiers(self._started)

@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import __version__
 from ..account import Account
-from ..components import PluginContext
+from ..components import PluginContext, start_notifiers, stop_notifiers, wanted_kinds
 from ..config import ConfigError, LoadedConfig
 from ..events import EventBus
 from ..execution.reconcile import differences
@@ -251,11 +251,7 @@ class Pipeline:
             store.commit({**state, "account_id": account_id})
 
         self.session.on_commit = commit
-        for notifier in self.notifiers:
-            start = getattr(notifier, "start", None)
-            if start is not None:
-                await start()
-            self._started_notifiers.append(notifier)
+        await start_notifiers(self.notifiers, self._started_notifiers)
         for service in self.services:
             self._started_services.append(service)
             await service.start(self)
@@ -446,13 +442,7 @@ class Pipeline:
                 await service.stop()
             except Exception:
                 log.exception("service %s failed to stop", getattr(service, "name", service))
-        for notifier in self._started_notifiers:
-            stop = getattr(notifier, "stop", None)
-            if stop is not None:
-                try:
-                    await stop()
-                except Exception:
-                    log.exception("notifier %s failed to stop", getattr(notifier, "name", "?"))
+        await stop_notifiers(self._started_notifiers)
         try:
             self.manager.hook.tradebot_shutdown(pipeline=self, summary=self.summary.as_dict())
         except Exception:
@@ -515,9 +505,7 @@ class Pipeline:
     # -- events ------------------------------------------------------------------------------
 
     def _attach_notifier(self, notifier: Any) -> None:
-        kinds = getattr(notifier, "kinds", None) or getattr(
-            getattr(notifier, "settings", None), "kinds", None
-        )
+        kinds = wanted_kinds(notifier)
         if hasattr(notifier, "on_undeliverable"):
 
             def undeliverable(event: Any, reason: str, name: str = notifier.name) -> None:
