@@ -1003,9 +1003,15 @@ class Session:
 
 def bar_payload(history: Any, index: int) -> dict[str, Any]:
     """A closed bar as JSON-ready data (for the status page and notifiers)."""
-    bar = history.bars[index]
     prices, bid, ask, _ = history.levels(index)
-    price = history.price
+    return bar_fields(history.bars[index], prices, bid, ask, history.price)
+
+
+def bar_fields(
+    bar: Any, prices: Any, bid: Any, ask: Any, price: Callable[[int], Any]
+) -> dict[str, Any]:
+    """A bar row and its levels (price in ticks, bid and ask volume) as JSON-ready data, prices
+    as decimal strings (``price``: ticks to a decimal)."""
     return {
         "ts_open": int(bar["ts_open"]),
         "open": str(price(int(bar["open"]))),

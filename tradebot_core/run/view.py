@@ -17,7 +17,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..events import EventBus
+from ..session import bar_fields
 from ..types import Event, EventKind
 
 if TYPE_CHECKING:
@@ -166,24 +169,9 @@ class RunView:
             return None
         bars, bid, ask = forming
         bar = bars[0]
-        price = self.instrument.ticks_to_decimal
-        low = int(bar["low"])
-        payload = {
-            "ts_open": int(bar["ts_open"]),
-            "open": str(price(int(bar["open"]))),
-            "high": str(price(int(bar["high"]))),
-            "low": str(price(low)),
-            "close": str(price(int(bar["close"]))),
-            "volume": int(bar["volume"]),
-            "delta": int(bar["delta"]),
-            "cum_delta": int(bar["cum_delta"]),
-            "poc": str(price(int(bar["poc"]))),
-            "vah": str(price(int(bar["vah"]))),
-            "val": str(price(int(bar["val"]))),
-            "trade_count": int(bar["trade_count"]),
-            "levels": [[str(price(low + i)), int(bid[i]), int(ask[i])] for i in range(len(bid))],
-            "forming": True,
-        }
+        prices = np.arange(int(bar["low"]), int(bar["low"]) + len(bid))
+        payload = bar_fields(bar, prices, bid, ask, self.instrument.ticks_to_decimal)
+        payload.update(trade_count=int(bar["trade_count"]), forming=True)
         self._forming = (key, payload)
         return payload
 
