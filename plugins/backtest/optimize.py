@@ -24,9 +24,7 @@ same windows, trials and figures on local processes and on a Dask cluster.
 from __future__ import annotations
 
 import html
-import io
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -385,11 +383,10 @@ CREATE TABLE IF NOT EXISTS optimize_trials (
 
 def save(path: str | Path, data: dict[str, Any], executor: str) -> int:
     """One walk-forward run in the backtest database's optimize_* tables; returns its id."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path)
+    from .store import open_db
+
+    db = open_db(path, SCHEMA)
     try:
-        db.executescript(SCHEMA)
         with db:
             cur = db.execute(
                 "INSERT INTO optimize_runs (created_ns, config_hash, code_version, symbol,"
@@ -512,12 +509,9 @@ def print_table(data: dict[str, Any], console: Any = None) -> None:
 
 def _chart(data: dict[str, Any]) -> str:
     """Net P&L per day, in-sample and out-of-sample bars side by side per window (SVG)."""
-    import matplotlib
+    from .report import figure_svg, pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams["svg.hashsalt"] = "tradebot"  # stable ids: the same results give the same file
+    plt = pyplot()
     names = [str(w["window"]) for w in data["windows"]]
     ins = [float(_per_day(w["in_sample"])) for w in data["windows"]]
     outs = [float(_per_day(w["out_of_sample"])) for w in data["windows"]]
@@ -531,12 +525,7 @@ def _chart(data: dict[str, Any]) -> str:
     ax.set_ylabel("net P&L per day ($)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    return figure_svg(fig)
 
 
 def html_report(data: dict[str, Any]) -> str:

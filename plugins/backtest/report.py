@@ -312,13 +312,20 @@ def _html_table(table_id: str, title: str, groups: dict[str, dict[str, Any]]) ->
     )
 
 
-def _plots(result: Any, data: dict[str, Any]) -> list[tuple[str, str, str]]:
+def pyplot() -> Any:
+    """matplotlib's pyplot, headless, with stable SVG ids (the same results give the same
+    file)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams["svg.hashsalt"] = "tradebot"  # stable ids: the same results give the same file
+    plt.rcParams["svg.hashsalt"] = "tradebot"
+    return plt
+
+
+def _plots(result: Any, data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    plt = pyplot()
     nets = [Decimal(t["net_pnl"]) for t in result.trades]
     _, curve = stats.drawdown(result.starting_balance, nets)
     balances = [float(result.starting_balance), *(float(b) for b in curve)]
@@ -331,7 +338,7 @@ def _plots(result: Any, data: dict[str, Any]) -> list[tuple[str, str, str]]:
     ax.set_xlabel("trade")
     ax.set_ylabel("balance ($)")
     ax.grid(alpha=0.3)
-    plots.append(("equity-curve", "equity curve", _svg(fig)))
+    plots.append(("equity-curve", "equity curve", figure_svg(fig)))
 
     fig, ax = plt.subplots(figsize=(10, 2.4))
     under = [b - p for b, p in zip(balances, peaks, strict=True)]
@@ -339,7 +346,7 @@ def _plots(result: Any, data: dict[str, Any]) -> list[tuple[str, str, str]]:
     ax.set_xlabel("trade")
     ax.set_ylabel("drawdown ($)")
     ax.grid(alpha=0.3)
-    plots.append(("drawdown", "drawdown", _svg(fig)))
+    plots.append(("drawdown", "drawdown", figure_svg(fig)))
 
     fig, ax = plt.subplots(figsize=(10, 2.8))
     day_pnl = [float(d["net_pnl"]) for d in days]
@@ -348,7 +355,7 @@ def _plots(result: Any, data: dict[str, Any]) -> list[tuple[str, str, str]]:
     ax.set_xticks(range(len(days)), [d["day"][5:] for d in days], rotation=90, fontsize=7)
     ax.set_ylabel("net P&L ($)")
     ax.grid(axis="y", alpha=0.3)
-    plots.append(("daily-pnl", "daily P&L", _svg(fig)))
+    plots.append(("daily-pnl", "daily P&L", figure_svg(fig)))
 
     patterns = data["patterns"]
     fig, ax = plt.subplots(figsize=(10, 0.4 * max(3, len(patterns)) + 0.8))
@@ -357,11 +364,12 @@ def _plots(result: Any, data: dict[str, Any]) -> list[tuple[str, str, str]]:
     ax.barh(names, values, color=["#2f855a" if v >= 0 else "#c53030" for v in values])
     ax.set_xlabel("net P&L ($)")
     ax.grid(axis="x", alpha=0.3)
-    plots.append(("patterns-plot", "net P&L per pattern", _svg(fig)))
+    plots.append(("patterns-plot", "net P&L per pattern", figure_svg(fig)))
     return plots
 
 
-def _svg(fig: Any) -> str:
+def figure_svg(fig: Any) -> str:
+    """``fig`` as inline SVG (closed afterwards)."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()

@@ -30,6 +30,19 @@ CREATE TABLE IF NOT EXISTS signals (
 """
 
 
+def open_db(path: str | Path, schema: str) -> sqlite3.Connection:
+    """The backtest database at ``path`` (its folder made if need be), with ``schema``'s tables."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    try:
+        db.executescript(schema)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def save_run(
     path: str | Path,
     result: Any,
@@ -38,11 +51,8 @@ def save_run(
     kind: str = "backtest",
     scenario: str = "",
 ) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(path)
+    db = open_db(path, SCHEMA)
     try:
-        db.executescript(SCHEMA)
         with db:
             cur = db.execute(
                 "INSERT INTO runs (created_ns, kind, config_hash, code_version, symbol, date_from,"
