@@ -264,15 +264,6 @@ class Fanout:
         for client in list(self.clients):
             client.extend(messages, bars, others)
 
-    def publish(self, event: Event) -> None:
-        """Queue one event for every client at once (the page's thread, and tests)."""
-        if not self.clients:
-            return
-        self.seq += 1
-        message = Message(event, self.seq)
-        for client in self.clients:
-            client.put(message)
-
     def live(self, text: str) -> Message:
         """A ``live`` message (already encoded), in publish order with the events."""
         self.flush()

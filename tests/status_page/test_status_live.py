@@ -21,7 +21,7 @@ def test_a_client_holds_only_the_newest_live_message_in_publish_order():
     client = ClientQueue(limit=10, max_bars=3)
     fanout.clients.add(client)
     fanout.publish_live('{"type": "live", "n": 1}')
-    fanout.publish(Event(kind=EventKind.SIGNAL, ts_ns=5, payload={}))
+    fanout.defer(Event(kind=EventKind.SIGNAL, ts_ns=5, payload={}))
     fanout.publish_live('{"type": "live", "n": 2}')  # replaces n=1, comes after the signal
     taken = [json.loads(m) for m in client.take()]
     assert [m["type"] for m in taken] == ["signal", "live"] and taken[1]["n"] == 2

@@ -109,11 +109,12 @@ def test_an_event_is_encoded_once_for_all_clients(monkeypatch):
 
     monkeypatch.setattr(stream, "encode", counting)
     fanout = Fanout()
-    fanout.publish(Event(kind=SIGNAL, ts_ns=-1, payload={}))  # nobody listens: nothing kept
+    fanout.defer(Event(kind=SIGNAL, ts_ns=-1, payload={}))  # nobody listens: nothing kept
     clients = [ClientQueue(limit=1000, max_bars=30) for _ in range(25)]
     fanout.clients.update(clients)
     for ts in range(40):
-        fanout.publish(Event(kind=BAR if ts % 3 else SIGNAL, ts_ns=ts, payload={"n": ts}))
+        fanout.defer(Event(kind=BAR if ts % 3 else SIGNAL, ts_ns=ts, payload={"n": ts}))
+    fanout.flush()
     outputs = [client.take() for client in clients]
     assert encoded == list(range(40))  # once each, not 25 times
     first = outputs[0]
@@ -133,7 +134,8 @@ def test_an_event_that_cannot_be_encoded_is_skipped(monkeypatch):
     client = ClientQueue(limit=10, max_bars=3)
     fanout.clients.add(client)
     for ts in range(3):
-        fanout.publish(Event(kind=SIGNAL, ts_ns=ts, payload={}))
+        fanout.defer(Event(kind=SIGNAL, ts_ns=ts, payload={}))
+    fanout.flush()
     assert [json.loads(m)["ts_ns"] for m in client.take()] == [0, 2]
 
 
