@@ -333,6 +333,8 @@ class StatusPage:
             with contextlib.suppress(RuntimeError):  # its loop has already ended
                 loop.call_soon_threadsafe(stop.set)
         await asyncio.to_thread(thread.join, 10)
+        if thread.is_alive():
+            log.warning("status page: its thread did not stop within 10 s")
         self._thread = None
 
     def _thread_main(self, listening: concurrent.futures.Future[None]) -> None:
@@ -780,6 +782,8 @@ class StatusPage:
         """A read of the run's journal through the view (its read-only connection), in the
         journal thread: the trading loop never waits for a query; its CPU is the page's."""
         view = self._view
+        if self._closing:  # the run closes the journal once the page has stopped
+            raise BadRequest("tradebot is stopping", 503)
         if view.run_id is None or self._reader is None:
             return []
         loop = asyncio.get_running_loop()

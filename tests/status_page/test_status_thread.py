@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -226,3 +227,14 @@ def test_the_risk_state_a_reader_gets_is_a_copy():
     state.by_pattern["exhaustion"] = ["1", "-3.00"]
     state.by_pattern["absorption"][0] = "2"
     assert shown["by_pattern"] == {"absorption": ["1", "12.50"]}
+
+
+async def test_no_journal_read_starts_once_the_page_is_stopping(live):
+    """The run closes the journal after its services stop: a read the page started then would
+    reopen it, or a deleted file."""
+    await feed(minutes(0, 2), live.pipeline)
+    live.page._closing = True
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        await asyncio.to_thread(fetch, live.url + "/api/trades")
+    assert refused.value.code == 503 and b"stopping" in refused.value.read()
+    live.page._closing = False
