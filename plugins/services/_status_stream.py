@@ -61,7 +61,7 @@ STREAMED: dict[EventKind, str] = {
 LIVE_INTERVAL_S = 0.25
 """How often the status page samples the run for its ``live`` message: 4 a second at most."""
 
-CPU_SHARE = 0.03
+CPU_SHARE = 0.02
 """The share of one CPU the page's thread may use on average while trading is busy
 (:class:`CpuBudget`): a max-speed replay watched by hundreds of clients reaches it, and then the
 page lags while trading keeps its speed."""
